@@ -1,0 +1,246 @@
+"""Texts in, vectors out: tokenizer, BERT and pooling behind one ``encode`` call.
+
+Speed on CPU comes from three things done here: rows are sorted by length and run in chunks
+so that little padding is computed; only the layers that pooling reads are built; and the
+forward pass is one ``tf.function`` (optionally XLA-compiled), whose input shapes are rounded
+up to a few buckets so that a long-running server compiles a bounded set of shapes.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence, Union
+
+import numpy as np
+import tensorflow as tf
+
+from ..tokenization import BertTokenizer, InputFeatures, build_features
+from .bert import BertModel
+from .checkpoint import (
+    DEFAULT_CKPT_NAME,
+    DEFAULT_CONFIG_NAME,
+    ModelSpec,
+    inspect_model,
+    load_weights,
+)
+from .errors import ModelError
+from .pooling import NO_POOLING, POOLED, STRATEGIES, pool
+
+Texts = Union[Sequence[str], Sequence[Sequence[str]]]
+
+# sequence lengths are padded up to one of these, batch sizes up to a power of two
+LENGTH_BUCKETS = (8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
+CHUNK_ROWS = 64
+
+
+@dataclass(frozen=True)
+class EncoderSettings:
+    """The model-side options of ``bert-serving-start``, with the same names and defaults."""
+
+    max_seq_len: int | None = 25
+    pooling_strategy: str = "REDUCE_MEAN"
+    pooling_layer: tuple[int, ...] = (-2,)
+    mask_cls_sep: bool = False
+    no_special_token: bool = False
+    no_position_embeddings: bool = False
+    fixed_embed_length: bool = False
+    cased_tokenization: bool = False
+    fp16: bool = False
+    xla: bool = False
+
+    @classmethod
+    def from_args(cls, args) -> EncoderSettings:
+        """Settings from a parsed ``bert-serving-start`` namespace."""
+        return cls(
+            **{name: getattr(args, name) for name in cls.__dataclass_fields__}
+            | {
+                "pooling_strategy": str(args.pooling_strategy),
+                "pooling_layer": tuple(args.pooling_layer),
+            }
+        )
+
+
+@dataclass
+class Encoding:
+    """Vectors ``[B, D]`` (or ``[B, T, D]`` for NONE) and the tokens each row was fed."""
+
+    embeddings: np.ndarray
+    tokens: list[list[str]] = field(repr=False)
+
+
+class SentenceEncoder:
+    """A loaded BERT that maps a batch of texts to vectors, in one process."""
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        settings: EncoderSettings = EncoderSettings(),
+        weights: dict[str, np.ndarray] | None = None,
+        reduced_precision: bool | None = None,
+        logger: logging.Logger | None = None,
+    ):
+        self.spec = spec
+        self.settings = settings
+        self.logger = logger or logging.getLogger(__name__)
+        config = spec.config
+        self.layers = _resolve_layers(settings, config.num_hidden_layers, spec.has_pooler)
+        if (
+            settings.max_seq_len is not None
+            and settings.max_seq_len > config.max_position_embeddings
+        ):
+            raise ModelError(
+                f"-max_seq_len {settings.max_seq_len} exceeds the model's "
+                f"max_position_embeddings {config.max_position_embeddings}"
+            )
+        if reduced_precision is None:  # float16 arithmetic pays off on GPUs only
+            reduced_precision = settings.fp16 and bool(tf.config.list_physical_devices("GPU"))
+        self.compute_dtype = tf.float16 if reduced_precision else tf.float32
+        num_built = (
+            config.num_hidden_layers
+            if settings.pooling_strategy == POOLED
+            else max(self.layers) + 1
+        )
+        self.model = BertModel(
+            config,
+            weights if weights is not None else load_weights(spec),
+            num_built,
+            not settings.no_position_embeddings,
+            self.compute_dtype,
+        )
+        self.tokenizer = BertTokenizer.from_file(
+            spec.vocab_path, lowercase=not settings.cased_tokenization
+        )
+        signature = [tf.TensorSpec([None, None], tf.int32)] * 3 + [tf.TensorSpec([None], tf.int32)]
+        self._forward = tf.function(
+            self._pooled, input_signature=signature, jit_compile=settings.xla or None
+        )
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        model_dir: str | Path,
+        tuned_model_dir: str | Path | None = None,
+        ckpt_name: str = DEFAULT_CKPT_NAME,
+        config_name: str = DEFAULT_CONFIG_NAME,
+        **settings,
+    ) -> SentenceEncoder:
+        """Load a Google or Hugging Face BERT folder: ``SentenceEncoder.from_pretrained(path)``."""
+        spec = inspect_model(model_dir, tuned_model_dir, ckpt_name, config_name)
+        return cls(spec, EncoderSettings(**settings))
+
+    @property
+    def max_len(self) -> int:
+        """The truncation limit: -max_seq_len, or the model's positions under NONE."""
+        return self.settings.max_seq_len or self.spec.config.max_position_embeddings
+
+    def featurize(self, texts: Texts, is_tokenized: bool = False) -> InputFeatures:
+        return build_features(
+            list(texts),
+            self.tokenizer,
+            max_len=self.max_len,
+            is_tokenized=is_tokenized,
+            add_special_tokens=not self.settings.no_special_token,
+            mask_cls_sep=self.settings.mask_cls_sep,
+        )
+
+    def encode(self, texts: Texts, is_tokenized: bool = False) -> Encoding:
+        """Encode a batch of strings (or of token lists, with ``is_tokenized``)."""
+        features = self.featurize(texts, is_tokenized)
+        return Encoding(self.encode_features(features), features.tokens)
+
+    def encode_features(self, features: InputFeatures) -> np.ndarray:
+        order = np.argsort(features.lengths, kind="stable")
+        chunks = _chunks(order)
+        outputs = [self._run_chunk(features, rows) for rows in chunks]
+        out_dtype = np.float16 if self.settings.fp16 else np.float32
+        if self.settings.pooling_strategy == NO_POOLING:
+            result = np.zeros(
+                (len(order), self._output_length(features), outputs[0].shape[-1]), out_dtype
+            )
+            for rows, chunk in zip(chunks, outputs):
+                width = min(chunk.shape[1], result.shape[1])
+                result[rows, :width] = chunk[:, :width]
+            return result
+        result = np.empty((len(order), outputs[0].shape[-1]), out_dtype)
+        result[order] = np.concatenate(outputs)
+        return result
+
+    def _output_length(self, features: InputFeatures) -> int:
+        """T of NONE pooling: -max_seq_len, or under NONE the batch's longest row (or the
+        model's positions with -fixed_embed_length, so that every call has the same shape)."""
+        if self.settings.max_seq_len is not None:
+            return self.settings.max_seq_len
+        if self.settings.fixed_embed_length:
+            return self.spec.config.max_position_embeddings
+        return features.input_ids.shape[1]
+
+    def _run_chunk(self, features: InputFeatures, rows: np.ndarray) -> np.ndarray:
+        length = int(features.lengths[rows].max())
+        padded_length = _bucket_length(length, self.spec.config.max_position_embeddings)
+        padded_rows = _bucket_rows(len(rows)) if self.settings.xla else len(rows)
+        arrays = [np.zeros((padded_rows, padded_length), np.int32) for _ in range(3)]
+        width = min(padded_length, features.input_ids.shape[1])
+        for target, source in zip(
+            arrays, (features.input_ids, features.input_mask, features.segment_ids)
+        ):
+            target[: len(rows), :width] = source[rows, :width]
+        lengths = np.ones(padded_rows, np.int32)
+        lengths[: len(rows)] = features.lengths[rows]
+        pooled = self._forward(*arrays, lengths).numpy()
+        return pooled[: len(rows)]
+
+    def _pooled(self, input_ids, input_mask, segment_ids, lengths) -> tf.Tensor:
+        outputs = self.model(input_ids, input_mask, segment_ids)
+        if self.settings.pooling_strategy == POOLED:
+            pooled = self.model.pool_first_token(outputs[-1])
+        else:
+            x = (
+                tf.concat([outputs[i] for i in self.layers], -1)
+                if len(self.layers) > 1
+                else outputs[self.layers[0]]
+            )
+            pooled = pool(
+                self.settings.pooling_strategy, tf.cast(x, tf.float32), input_mask, lengths
+            )
+        return tf.cast(pooled, tf.float16 if self.settings.fp16 else tf.float32)
+
+    def warm_up(self) -> None:
+        """Run one tiny batch so that the first real request does not pay for tracing."""
+        self.encode(["warm up"])
+
+
+def _resolve_layers(settings: EncoderSettings, num_layers: int, has_pooler: bool) -> list[int]:
+    if settings.pooling_strategy not in STRATEGIES:
+        raise ModelError(
+            f"unknown pooling strategy {settings.pooling_strategy!r}; "
+            f"valid: {', '.join(STRATEGIES)}"
+        )
+    if settings.pooling_strategy == POOLED and not has_pooler:
+        raise ModelError(
+            "-pooling_strategy CLS_POOLED needs the pooler weights "
+            "(bert/pooler/dense), which this checkpoint does not have"
+        )
+    bad = [layer for layer in settings.pooling_layer if not -num_layers <= layer < num_layers]
+    if bad or not settings.pooling_layer:
+        raise ModelError(
+            f"-pooling_layer {bad or '(empty)'}: the model has {num_layers} layers, "
+            f"valid values are {-num_layers}..{num_layers - 1}"
+        )
+    return [layer % num_layers for layer in settings.pooling_layer]
+
+
+def _bucket_length(length: int, limit: int) -> int:
+    index = bisect.bisect_left(LENGTH_BUCKETS, length)
+    bucket = LENGTH_BUCKETS[index] if index < len(LENGTH_BUCKETS) else length
+    return min(bucket, max(limit, length))
+
+
+def _bucket_rows(rows: int) -> int:
+    return 1 << (rows - 1).bit_length()
+
+
+def _chunks(order: np.ndarray) -> list[np.ndarray]:
+    return [order[start : start + CHUNK_ROWS] for start in range(0, len(order), CHUNK_ROWS)]

@@ -1,0 +1,51 @@
+"""Pooling strategies: how token states become one fixed-length vector per text.
+
+Every strategy is masked with ``input_mask`` (padding, and [CLS]/[SEP] under -mask_cls_sep,
+never count) and uses ``lengths`` (real tokens, specials included) to find the last token.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+FIRST_TOKEN_STRATEGIES = ("FIRST_TOKEN", "CLS_TOKEN")
+LAST_TOKEN_STRATEGIES = ("LAST_TOKEN", "SEP_TOKEN")
+POOLED = "CLS_POOLED"
+NO_POOLING = "NONE"
+STRATEGIES = (
+    NO_POOLING,
+    "REDUCE_MEAN",
+    "REDUCE_MAX",
+    "REDUCE_MEAN_MAX",
+    *FIRST_TOKEN_STRATEGIES,
+    *LAST_TOKEN_STRATEGIES,
+    POOLED,
+)
+
+
+def _masked_mean(x: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+    return tf.reduce_sum(x * mask[..., tf.newaxis], axis=1) / (
+        tf.reduce_sum(mask, axis=1, keepdims=True) + 1e-10
+    )
+
+
+def _masked_max(x: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+    return tf.reduce_max(x - (1.0 - mask[..., tf.newaxis]) * 1e30, axis=1)
+
+
+def pool(strategy: str, x: tf.Tensor, input_mask: tf.Tensor, lengths: tf.Tensor) -> tf.Tensor:
+    """Pool ``x`` ``[B, T, D]`` (float32) by a strategy name; CLS_POOLED is done by the model."""
+    mask = tf.cast(input_mask, x.dtype)
+    if strategy == NO_POOLING:
+        return x * mask[..., tf.newaxis]
+    if strategy == "REDUCE_MEAN":
+        return _masked_mean(x, mask)
+    if strategy == "REDUCE_MAX":
+        return _masked_max(x, mask)
+    if strategy == "REDUCE_MEAN_MAX":
+        return tf.concat([_masked_mean(x, mask), _masked_max(x, mask)], axis=-1)
+    if strategy in FIRST_TOKEN_STRATEGIES:
+        return x[:, 0]
+    if strategy in LAST_TOKEN_STRATEGIES:
+        return tf.gather(x, tf.maximum(lengths - 1, 0), axis=1, batch_dims=1)
+    raise ValueError(f"unknown pooling strategy {strategy!r}; valid: {', '.join(STRATEGIES)}")

@@ -1,0 +1,17 @@
+"""bert-as-service client: numpy and pyzmq only, no TensorFlow."""
+
+__version__ = "2.0.0"
+
+from .client import BertClient, Response
+from .concurrent import ConcurrentBertClient
+from .errors import BertClientTimeoutError, BertServerError, VersionMismatchError
+
+__all__ = [
+    "BertClient",
+    "BertClientTimeoutError",
+    "BertServerError",
+    "ConcurrentBertClient",
+    "Response",
+    "VersionMismatchError",
+    "__version__",
+]

@@ -1,0 +1,58 @@
+"""Frames of the bert-as-service 1.10 wire protocol (see PROTOCOL.md), with no socket logic."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, NamedTuple, Sequence
+
+import numpy as np
+
+from .errors import BertServerError
+
+SHOW_CONFIG = b"SHOW_CONFIG"
+SHOW_STATUS = b"SHOW_STATUS"
+
+
+class Reply(NamedTuple):
+    """One answer published by the server, not yet decoded into an array."""
+
+    request_id: int
+    header: dict
+    array_bytes: bytes | None  # None for the 3-frame config/status answers
+
+    @property
+    def is_encoding(self) -> bool:
+        return self.array_bytes is not None
+
+
+def request_frames(identity: bytes, payload: bytes, request_id: int, num_texts: int) -> list[bytes]:
+    """The 4 frames of every request: identity, payload, request id, number of texts."""
+    return [identity, payload, str(request_id).encode("ascii"), str(num_texts).encode("ascii")]
+
+
+def texts_payload(texts: Sequence[Any]) -> bytes:
+    """Compact UTF-8 JSON of the texts (raw strings or token lists)."""
+    return json.dumps(texts, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def parse_reply(frames: Sequence[bytes]) -> Reply:
+    """Split a published message into request id, JSON header and (for encodings) array bytes."""
+    if len(frames) not in (3, 4):
+        raise ValueError(f"unexpected answer from the server: {len(frames)} frames, not 3 or 4")
+    header = json.loads(frames[1].decode("utf-8"))
+    if not isinstance(header, dict):
+        raise ValueError(f"unexpected answer from the server: frame 1 is not an object: {header!r}")
+    array_bytes = bytes(frames[2]) if len(frames) == 4 else None
+    return Reply(int(frames[-1]), header, array_bytes)
+
+
+def decode_encoding(reply: Reply) -> tuple[np.ndarray, Any]:
+    """The array (a read-only view of the received bytes) and the tokens of an encoding.
+
+    Raises BertServerError when the server answered with `{"error": ..., "status": ...}`.
+    """
+    header = reply.header
+    if "error" in header:
+        raise BertServerError(str(header["error"]), reply.request_id, header.get("status"))
+    array = np.frombuffer(reply.array_bytes, dtype=np.dtype(header["dtype"]))
+    return array.reshape(header["shape"]), header.get("tokens", "")

@@ -1,0 +1,397 @@
+"""Command-line arguments of the server, with the names, aliases and defaults of 1.10.
+
+Parsing only checks what a single value can tell (types, ``-max_seq_len > 3``).
+``validate_args`` checks values against each other and the file system, and
+``check_args_against_model`` checks them against the loaded model, so a bad start
+fails with one clear message instead of a stack trace inside a worker process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from enum import Enum
+
+from bert_serving.server import __version__
+
+MIN_MAX_SEQ_LEN = 4
+MAX_PORT = 65535
+
+
+class ArgumentError(ValueError):
+    """A start argument that cannot work, with a message meant for the user."""
+
+
+class PoolingStrategy(str, Enum):
+    """How token vectors become one sentence vector.
+
+    Members are strings equal to their names, so they print and serialise to JSON as
+    the user typed them. ``CLS_TOKEN`` and ``SEP_TOKEN`` select the same token as
+    ``FIRST_TOKEN`` and ``LAST_TOKEN``; they stay distinct members so the server
+    reports the name it was given.
+    """
+
+    NONE = "NONE"
+    REDUCE_MEAN = "REDUCE_MEAN"
+    REDUCE_MAX = "REDUCE_MAX"
+    REDUCE_MEAN_MAX = "REDUCE_MEAN_MAX"
+    FIRST_TOKEN = "FIRST_TOKEN"
+    LAST_TOKEN = "LAST_TOKEN"
+    CLS_TOKEN = "CLS_TOKEN"
+    SEP_TOKEN = "SEP_TOKEN"
+    CLS_POOLED = "CLS_POOLED"
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, format_spec: str) -> str:
+        return format(self.value, format_spec)
+
+    @property
+    def canonical(self) -> PoolingStrategy:
+        """The strategy this one computes: CLS_TOKEN -> FIRST_TOKEN, SEP_TOKEN -> LAST_TOKEN."""
+        return _SAME_TOKEN_AS.get(self, self)
+
+    @property
+    def reads_special_token(self) -> bool:
+        """True when the result is taken from the [CLS] or [SEP] position alone."""
+        return self in _SPECIAL_TOKEN_STRATEGIES
+
+    @classmethod
+    def from_string(cls, text: str) -> PoolingStrategy:
+        """Parse a strategy name case-insensitively (argparse ``type``)."""
+        try:
+            return cls[text.strip().upper()]
+        except KeyError:
+            valid = ", ".join(member.name for member in cls)
+            raise argparse.ArgumentTypeError(
+                f"unknown pooling strategy {text!r}; valid values are: {valid}"
+            ) from None
+
+
+_SAME_TOKEN_AS = {
+    PoolingStrategy.CLS_TOKEN: PoolingStrategy.FIRST_TOKEN,
+    PoolingStrategy.SEP_TOKEN: PoolingStrategy.LAST_TOKEN,
+}
+_SPECIAL_TOKEN_STRATEGIES = frozenset(
+    {
+        PoolingStrategy.FIRST_TOKEN,
+        PoolingStrategy.CLS_TOKEN,
+        PoolingStrategy.LAST_TOKEN,
+        PoolingStrategy.SEP_TOKEN,
+        PoolingStrategy.CLS_POOLED,
+    }
+)
+
+
+def parse_max_seq_len(text: str) -> int | None:
+    """Parse ``-max_seq_len``: an integer above 3, or NONE for the longest text in a batch."""
+    if text.strip().upper() == "NONE":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected an integer or NONE, got {text!r}"
+        ) from None
+    if value < MIN_MAX_SEQ_LEN:
+        raise argparse.ArgumentTypeError(
+            f"must be at least {MIN_MAX_SEQ_LEN} ([CLS], [SEP] and room for text), got {value}"
+        )
+    return value
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    """Build the ``bert-serving-start`` parser (also usable from Python, as in 1.10)."""
+    parser = argparse.ArgumentParser(
+        prog="bert-serving-start",
+        description="Start a BERT sentence-encoding service.",
+    )
+    _add_file_paths(parser.add_argument_group("File Paths"))
+    _add_bert_parameters(parser.add_argument_group("BERT Parameters"))
+    _add_serving_configs(parser.add_argument_group("Serving Configs"))
+    parser.add_argument(
+        "-verbose", action="store_true", default=False,
+        help="log debug messages (and TensorFlow's own) as well",
+    )
+    parser.add_argument(
+        "-version", action="version", version=f"%(prog)s {__version__}",
+    )
+    return parser
+
+
+def _add_file_paths(group: argparse._ArgumentGroup) -> None:
+    group.add_argument(
+        "-model_dir", type=str, default=None,
+        help="folder of a pretrained BERT model; omit it to serve the bundled "
+        "all-MiniLM-L6-v2 model",
+    )
+    group.add_argument(
+        "-tuned_model_dir", type=str, default=None,
+        help="folder of a fine-tuned model whose checkpoint replaces the pretrained one",
+    )
+    group.add_argument(
+        "-ckpt_name", type=str, default="bert_model.ckpt",
+        help="checkpoint file name inside the model folder",
+    )
+    group.add_argument(
+        "-config_name", type=str, default="bert_config.json",
+        help="BERT config JSON file name inside the model folder",
+    )
+    group.add_argument(
+        "-graph_tmp_dir", type=str, default=None,
+        help="accepted for compatibility with 1.10 and unused: TensorFlow 2 builds no "
+        "frozen graph file",
+    )
+
+
+def _add_bert_parameters(group: argparse._ArgumentGroup) -> None:
+    group.add_argument(
+        "-max_seq_len", type=parse_max_seq_len, default=25,
+        help="tokens per sequence, [CLS] and [SEP] included; longer texts are cut on the "
+        "right; NONE pads each batch to its longest text instead",
+    )
+    group.add_argument(
+        "-cased_tokenization", dest="cased_tokenization", action="store_true", default=False,
+        help="keep letter case when tokenizing (for cased models)",
+    )
+    group.add_argument(
+        "-pooling_layer", type=int, nargs="+", default=[-2],
+        help="encoder layers to pool: -1 is the last, -2 the one before; several layers "
+        "are concatenated",
+    )
+    group.add_argument(
+        "-pooling_strategy", type=PoolingStrategy.from_string,
+        default=PoolingStrategy.REDUCE_MEAN,
+        metavar="STRATEGY",
+        help="how token vectors become one sentence vector, one of "
+        f"{', '.join(member.name for member in PoolingStrategy)}; NONE returns every "
+        "token's vector",
+    )
+    group.add_argument(
+        "-mask_cls_sep", action="store_true", default=False,
+        help="zero the [CLS] and [SEP] vectors before pooling",
+    )
+    group.add_argument(
+        "-no_special_token", action="store_true", default=False,
+        help="add no [CLS] and [SEP] around the tokens",
+    )
+    group.add_argument(
+        "-show_tokens_to_client", action="store_true", default=False,
+        help="send the tokens of each text back with its encoding",
+    )
+    group.add_argument(
+        "-no_position_embeddings", action="store_true", default=False,
+        help="leave position embeddings out of the input embeddings",
+    )
+    group.add_argument(
+        "-fixed_embed_length", action="store_true", default=False,
+        help="with -max_seq_len NONE and -pooling_strategy NONE, still pad token "
+        "encodings to the longest length the model accepts",
+    )
+
+
+def _add_serving_configs(group: argparse._ArgumentGroup) -> None:
+    group.add_argument(
+        "-port", "-port_in", "-port_data", dest="port", type=int, default=5555,
+        help="port where clients push their requests",
+    )
+    group.add_argument(
+        "-port_out", "-port_result", dest="port_out", type=int, default=5556,
+        help="port where the server publishes results to clients",
+    )
+    group.add_argument(
+        "-http_port", type=int, default=None,
+        help="also serve HTTP (JSON) requests on this port",
+    )
+    group.add_argument(
+        "-http_max_connect", type=int, default=10,
+        help="most BertClient connections the HTTP proxy keeps open",
+    )
+    group.add_argument(
+        "-cors", type=str, default="*",
+        help="value of the Access-Control-Allow-Origin header for HTTP answers",
+    )
+    group.add_argument(
+        "-num_worker", type=int, default=1,
+        help="worker processes running the model, each on its own device",
+    )
+    group.add_argument(
+        "-max_batch_size", type=int, default=256,
+        help="most texts a worker encodes at once; larger requests are split",
+    )
+    group.add_argument(
+        "-priority_batch_size", type=int, default=16,
+        help="requests smaller than this go ahead of larger ones in the queue",
+    )
+    group.add_argument(
+        "-cpu", action="store_true", default=False,
+        help="run every worker on the CPU even when GPUs exist",
+    )
+    group.add_argument(
+        "-xla", action="store_true", default=False,
+        help="compile the model with XLA (experimental)",
+    )
+    group.add_argument(
+        "-fp16", action="store_true", default=False,
+        help="compute in float16 (experimental); results are still sent as float32",
+    )
+    group.add_argument(
+        "-gpu_memory_fraction", type=float, default=0.5,
+        help="share of a GPU's memory each worker may use, in (0, 1]",
+    )
+    group.add_argument(
+        "-device_map", type=int, nargs="+", default=[],
+        help="GPU ids for the workers, reused in turn when there are more workers; "
+        "empty picks free GPUs",
+    )
+    group.add_argument(
+        "-prefetch_size", type=int, default=10,
+        help="batches each worker prepares ahead of the model",
+    )
+
+
+def get_shutdown_parser() -> argparse.ArgumentParser:
+    """Build the ``bert-serving-terminate`` parser."""
+    parser = argparse.ArgumentParser(
+        prog="bert-serving-terminate",
+        description="Shut down a running BERT service.",
+    )
+    parser.add_argument(
+        "-ip", type=str, default="localhost",
+        help="host of the server to shut down",
+    )
+    parser.add_argument(
+        "-port", "-port_in", "-port_data", dest="port", type=int, required=True,
+        help="request port of the server (its -port)",
+    )
+    parser.add_argument(
+        "-timeout", type=int, default=5000,
+        help="milliseconds to wait for the server to stop",
+    )
+    return parser
+
+
+def validate_args(args: argparse.Namespace) -> list[str]:
+    """Check parsed start arguments together.
+
+    Raises ArgumentError listing every argument that cannot work. Returns warnings
+    (settings that work but have no effect) for the caller to show or log.
+    """
+    errors = [
+        *_check_max_seq_len(args.max_seq_len),
+        *_check_at_least("num_worker", args.num_worker, 1),
+        *_check_at_least("max_batch_size", args.max_batch_size, 1),
+        *_check_at_least("priority_batch_size", args.priority_batch_size, 0),
+        *_check_at_least("prefetch_size", args.prefetch_size, 1),
+        *_check_at_least("http_max_connect", args.http_max_connect, 1),
+        *_check_ports(args.port, args.port_out, args.http_port),
+        *_check_memory_fraction(args.gpu_memory_fraction),
+        *_check_device_ids(args.device_map),
+        *_check_directory("model_dir", args.model_dir),
+        *_check_directory("tuned_model_dir", args.tuned_model_dir),
+        *_check_mask_cls_sep(args.mask_cls_sep, args.pooling_strategy),
+    ]
+    if errors:
+        raise ArgumentError("\n".join(errors))
+    warnings = []
+    if args.fixed_embed_length and args.max_seq_len is not None:
+        warnings.append(
+            "-fixed_embed_length has no effect unless -max_seq_len is NONE: with "
+            f"-max_seq_len {args.max_seq_len} every encoding already has that length"
+        )
+    return warnings
+
+
+def check_args_against_model(
+    args: argparse.Namespace,
+    num_hidden_layers: int,
+    max_position_embeddings: int,
+    has_pooler: bool,
+) -> None:
+    """Raise ArgumentError when the arguments ask for more than the model has."""
+    errors = []
+    bad_layers = [
+        layer for layer in args.pooling_layer
+        if not -num_hidden_layers <= layer < num_hidden_layers
+    ]
+    if bad_layers:
+        errors.append(
+            f"-pooling_layer {' '.join(map(str, bad_layers))}: the model has "
+            f"{num_hidden_layers} layers, valid values are "
+            f"{-num_hidden_layers}..{num_hidden_layers - 1}"
+        )
+    if args.max_seq_len is not None and args.max_seq_len > max_position_embeddings:
+        errors.append(
+            f"-max_seq_len {args.max_seq_len}: the model accepts at most "
+            f"{max_position_embeddings} tokens"
+        )
+    if args.pooling_strategy is PoolingStrategy.CLS_POOLED and not has_pooler:
+        errors.append(
+            "-pooling_strategy CLS_POOLED: the model has no pooler layer; use "
+            "CLS_TOKEN for the raw [CLS] vector"
+        )
+    if errors:
+        raise ArgumentError("\n".join(errors))
+
+
+def _check_max_seq_len(value: int | None) -> list[str]:
+    if value is not None and value < MIN_MAX_SEQ_LEN:
+        return [f"-max_seq_len {value}: must be at least {MIN_MAX_SEQ_LEN} or NONE"]
+    return []
+
+
+def _check_at_least(name: str, value: int, minimum: int) -> list[str]:
+    if value < minimum:
+        return [f"-{name} {value}: must be at least {minimum}"]
+    return []
+
+
+def _check_ports(port: int, port_out: int, http_port: int | None) -> list[str]:
+    named = {"port": port, "port_out": port_out, "http_port": http_port}
+    errors = [
+        f"-{name} {value}: must be between 1 and {MAX_PORT}"
+        for name, value in named.items()
+        if value is not None and not 1 <= value <= MAX_PORT
+    ]
+    if port == port_out:
+        errors.append(
+            f"-port and -port_out are both {port}: requests and results need two ports"
+        )
+    if http_port is not None and http_port in (port, port_out):
+        errors.append(
+            f"-http_port {http_port}: already taken by -port or -port_out"
+        )
+    return errors
+
+
+def _check_memory_fraction(value: float) -> list[str]:
+    if not 0 < value <= 1:
+        return [f"-gpu_memory_fraction {value}: must be in (0, 1]"]
+    return []
+
+
+def _check_device_ids(device_map: list[int]) -> list[str]:
+    negative = [device for device in device_map if device < 0]
+    if negative:
+        return [
+            f"-device_map {' '.join(map(str, negative))}: GPU ids start at 0 "
+            "(use -cpu for the CPU)"
+        ]
+    return []
+
+
+def _check_directory(name: str, path: str | None) -> list[str]:
+    if path is not None and not os.path.isdir(path):
+        return [f"-{name} {path}: no such directory"]
+    return []
+
+
+def _check_mask_cls_sep(mask_cls_sep: bool, strategy: PoolingStrategy) -> list[str]:
+    if mask_cls_sep and strategy.reads_special_token:
+        return [
+            f"-mask_cls_sep with -pooling_strategy {strategy}: that strategy reads the "
+            "[CLS] or [SEP] vector, which -mask_cls_sep zeroes or ignores; drop one "
+            "of the two"
+        ]
+    return []

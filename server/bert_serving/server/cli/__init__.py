@@ -1,0 +1,1 @@
+"""Console scripts: ``bert-serving-start`` and ``bert-serving-terminate``."""

@@ -1,0 +1,68 @@
+"""``bert-serving-start``: check the arguments, show them, run the server until stopped."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from collections.abc import Sequence
+
+from bert_serving.server import __version__
+from bert_serving.server.args import ArgumentError, get_args_parser, validate_args
+from bert_serving.server.cli.table import format_args_table
+
+PROG = "bert-serving-start"
+# How often the main thread wakes from join(), so Ctrl-C is handled on every platform.
+JOIN_POLL_SECONDS = 0.5
+
+
+class _TerminatedError(Exception):
+    """Raised in the main thread by the SIGTERM handler, to shut down like on Ctrl-C."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the server; return the exit status (argparse itself exits 2 on bad syntax)."""
+    args = get_args_parser().parse_args(argv)
+    try:
+        warnings = validate_args(args)
+    except ArgumentError as error:
+        return _refuse(error)
+    for warning in warnings:
+        print(f"{PROG}: warning: {warning}", file=sys.stderr)
+    print(format_args_table(args, f"{PROG} {__version__} arguments"), file=sys.stderr, flush=True)
+
+    from bert_serving.server import BertServer
+
+    try:
+        server = BertServer(args)
+    except ArgumentError as error:  # arguments the model cannot honour
+        return _refuse(error)
+    previous_handler = signal.signal(signal.SIGTERM, _raise_termination)
+    try:
+        server.start()
+        while server.is_alive():
+            server.join(JOIN_POLL_SECONDS)
+    except (KeyboardInterrupt, _TerminatedError):
+        server.close()
+    finally:
+        signal.signal(signal.SIGTERM, previous_handler)
+    return 0
+
+
+def _refuse(error: ArgumentError) -> int:
+    """Print every problem the error lists, then give argparse's exit status for bad usage."""
+    problems = str(error).splitlines()
+    if len(problems) == 1:
+        print(f"{PROG}: error: {problems[0]}", file=sys.stderr)
+    else:
+        print(f"{PROG}: error: {len(problems)} problems with the arguments:", file=sys.stderr)
+        for problem in problems:
+            print(f"  {problem}", file=sys.stderr)
+    return 2
+
+
+def _raise_termination(signum: int, frame: object) -> None:
+    raise _TerminatedError(signal.Signals(signum).name)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,144 @@
+"""Frames on the wire: the 1.10 client protocol (see PROTOCOL.md) and the server's own
+internal messages between ventilator, workers and sink.
+
+Everything that builds or parses a multipart message lives here, so the three roles
+cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, List, Union
+
+import numpy as np
+
+SHOW_CONFIG = b"SHOW_CONFIG"
+SHOW_STATUS = b"SHOW_STATUS"
+TERMINATION = b"TERMINATION"
+COMMANDS = (SHOW_CONFIG, SHOW_STATUS, TERMINATION)
+
+# internal message kinds (first frame)
+JOB = b"JOB"  # ventilator -> sink: a request was split into N parts
+REPLY = b"REPLY"  # ventilator -> sink: publish a config/status JSON
+ERROR = b"ERROR"  # ventilator or worker -> sink: answer a request with an error
+RESULT = b"RESULT"  # worker -> sink: the vectors of one part
+READY = b"READY"  # worker -> ventilator: give me this many parts
+DONE = b"DONE"  # worker -> ventilator: one part finished, one more credit
+STOP = b"STOP"  # ventilator -> worker, sink: shut down
+
+Texts = Union[List[str], List[List[str]]]
+
+
+class BadRequestError(ValueError):
+    """A client request the server refuses; the message goes back to that client."""
+
+
+@dataclass(frozen=True)
+class Request:
+    """One parsed client request: a command, or a batch of texts."""
+
+    client: bytes
+    request_id: int
+    command: bytes | None = None
+    texts: Texts | None = None
+    is_tokenized: bool = False
+
+
+def dumps(obj: Any) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def parse_request(frames: list[bytes]) -> Request:
+    """Parse and check the 4 request frames; raise BadRequestError saying what is wrong.
+
+    A request whose client identity cannot be read raises plain ValueError: there is
+    nobody to answer.
+    """
+    if len(frames) != 4:
+        raise ValueError(
+            f"expected 4 frames (identity, payload, request id, count), got {len(frames)}"
+        )
+    client, payload, raw_id, raw_count = frames
+    if not client:
+        raise ValueError("empty client identity")
+    if not raw_id.isdigit():
+        raise ValueError(f"request id must be ASCII digits, got {raw_id[:20]!r}")
+    request_id = int(raw_id)
+    if payload in COMMANDS:
+        return Request(client, request_id, command=payload)
+    if not raw_count.isdigit():
+        raise BadRequestError(f"the text count frame must be ASCII digits, got {raw_count[:20]!r}")
+    try:
+        texts = json.loads(payload.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise BadRequestError("the payload is not UTF-8") from None
+    except ValueError:
+        raise BadRequestError(
+            f"the payload is neither a command ({', '.join(c.decode() for c in COMMANDS)}) nor JSON"
+        ) from None
+    is_tokenized = check_texts(texts)
+    if int(raw_count) != len(texts):
+        raise BadRequestError(
+            f"the count frame says {int(raw_count)} texts, the payload has {len(texts)}"
+        )
+    return Request(client, request_id, texts=texts, is_tokenized=is_tokenized)
+
+
+def check_texts(texts: Any) -> bool:
+    """Refuse anything but a non-empty list of non-empty strings or of non-empty token lists;
+    return whether the input is tokenized."""
+    if not isinstance(texts, list) or not texts:
+        raise BadRequestError("texts must be a non-empty list of strings (or of token lists)")
+    is_tokenized = isinstance(texts[0], list)
+    for index, text in enumerate(texts):
+        if is_tokenized:
+            if not isinstance(text, list) or not text:
+                raise BadRequestError(
+                    f"texts[{index}] must be a non-empty list of tokens, got {_preview(text)}"
+                )
+            for position, token in enumerate(text):
+                if not isinstance(token, str) or not token.strip():
+                    raise BadRequestError(
+                        f"texts[{index}][{position}] must be a non-empty string, "
+                        f"got {_preview(token)}"
+                    )
+        elif not isinstance(text, str) or not text.strip():
+            raise BadRequestError(
+                f"texts[{index}] must be a non-empty string, got {_preview(text)}"
+            )
+    return is_tokenized
+
+
+def _preview(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def encoding_frames(client: bytes, request_id: int, array: np.ndarray, tokens: Any) -> list[bytes]:
+    """The 4-frame answer to an encode request, as a 1.10 client reads it."""
+    header = {"dtype": str(array.dtype), "shape": list(array.shape), "tokens": tokens}
+    return [client, dumps(header), np.ascontiguousarray(array).data, str(request_id).encode()]
+
+
+def json_frames(client: bytes, request_id: int, body: dict) -> list[bytes]:
+    """The 3-frame answer to SHOW_CONFIG / SHOW_STATUS."""
+    return [client, dumps(body), str(request_id).encode()]
+
+
+def error_frames(client: bytes, request_id: int, message: str, status: int = 400) -> list[bytes]:
+    """An error answer: 4 frames like an encoding, so a client waiting for its request id gets
+    it, with ``error`` in the JSON and an empty array frame."""
+    return [client, dumps({"error": message, "status": status}), b"", str(request_id).encode()]
+
+
+def pack_array(array: np.ndarray, tokens: Any) -> list[bytes]:
+    return [
+        dumps({"dtype": str(array.dtype), "shape": list(array.shape), "tokens": tokens}),
+        np.ascontiguousarray(array).data,
+    ]
+
+
+def unpack_array(header: bytes, data: bytes) -> tuple[np.ndarray, Any]:
+    info = json.loads(header)
+    return np.frombuffer(data, dtype=info["dtype"]).reshape(info["shape"]), info["tokens"]

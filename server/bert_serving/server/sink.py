@@ -1,0 +1,180 @@
+"""The sink: reassembles the parts of each request and publishes answers to clients.
+
+It binds the only socket clients subscribe to (``-port_out``). That socket is an XPUB, which
+sees every subscription, so an answer for a client whose subscription has not arrived yet
+(the "slow joiner" of PROTOCOL.md) is held back for a while instead of being lost.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import numpy as np
+import zmq
+
+from . import protocol
+from .logger import get_logger
+from .processes import spawn
+
+HOLD_SECONDS = 10.0  # how long an answer waits for its client's subscription
+FINISHED_MEMORY = 10000  # recently finished requests, to drop late duplicates of their parts
+
+
+@dataclass
+class PendingRequest:
+    """The parts received so far for one (client, request id)."""
+
+    num_parts: int | None = None
+    parts: dict[int, tuple[np.ndarray, object]] = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        return self.num_parts is not None and len(self.parts) == self.num_parts
+
+    def assemble(self) -> tuple[np.ndarray, object]:
+        arrays = [self.parts[index][0] for index in range(self.num_parts)]
+        if arrays[0].ndim == 3:  # NONE pooling with dynamic length: parts may differ in T
+            width = max(a.shape[1] for a in arrays)
+            arrays = [np.pad(a, ((0, 0), (0, width - a.shape[1]), (0, 0))) for a in arrays]
+        merged = arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+        tokens = [self.parts[index][1] for index in range(self.num_parts)]
+        if tokens[0] == "":
+            return merged, ""
+        return merged, [row for part in tokens for row in part]
+
+
+class Publisher:
+    """An XPUB socket that knows who listens and holds answers for clients not yet there."""
+
+    def __init__(self, socket: zmq.Socket, logger):
+        self.socket = socket
+        self.logger = logger
+        self.listeners: dict[bytes, int] = {}
+        self.held: list[tuple[float, list[bytes]]] = []
+
+    def on_subscription(self, event: bytes) -> None:
+        topic, change = event[1:], 1 if event[:1] == b"\x01" else -1
+        self.listeners[topic] = max(0, self.listeners.get(topic, 0) + change)
+        if change > 0:
+            self.flush()
+
+    def publish(self, frames: list[bytes]) -> None:
+        if self.listeners.get(frames[0]):
+            self.socket.send_multipart(frames, copy=False)
+        else:
+            self.held.append((time.monotonic() + HOLD_SECONDS, frames))
+
+    def flush(self) -> None:
+        """Send held answers whose client now listens; drop those that waited too long."""
+        now, still_held = time.monotonic(), []
+        for deadline, frames in self.held:
+            if self.listeners.get(frames[0]):
+                self.socket.send_multipart(frames, copy=False)
+            elif deadline < now:
+                self.logger.warning("dropped an answer for %r: it never subscribed", frames[0][:40])
+            else:
+                still_held.append((deadline, frames))
+        self.held = still_held
+
+
+class Sink:
+    def __init__(self, publisher: Publisher, logger):
+        self.publisher = publisher
+        self.logger = logger
+        self.pending: dict[tuple[bytes, bytes], PendingRequest] = {}
+        self.finished: OrderedDict[tuple[bytes, bytes], None] = OrderedDict()
+
+    def handle(self, frames: list[bytes]) -> None:
+        kind = frames[0]
+        if kind == protocol.RESULT:
+            _, client, request_id, part, header, data = frames
+            self._on_part(client, request_id, int(part), protocol.unpack_array(header, data))
+        elif kind == protocol.JOB:
+            _, client, request_id, num_parts = frames
+            self._request(client, request_id).num_parts = int(num_parts)
+            self._maybe_finish(client, request_id)
+        elif kind == protocol.REPLY:
+            _, client, request_id, body = frames
+            self.publisher.publish([client, body, request_id])
+        elif kind == protocol.ERROR:
+            _, client, request_id, message = frames
+            self._finish(client, request_id)
+            self.publisher.publish(protocol.error_frames(client, int(request_id), message.decode()))
+        else:
+            self.logger.error("unknown internal message %r", kind[:20])
+
+    def _request(self, client: bytes, request_id: bytes) -> PendingRequest:
+        return self.pending.setdefault((client, request_id), PendingRequest())
+
+    def _on_part(self, client: bytes, request_id: bytes, part: int, value) -> None:
+        if (client, request_id) in self.finished:
+            return  # a late duplicate, e.g. re-run after a worker restart
+        self._request(client, request_id).parts.setdefault(part, value)
+        self._maybe_finish(client, request_id)
+
+    def _maybe_finish(self, client: bytes, request_id: bytes) -> None:
+        request = self.pending.get((client, request_id))
+        if request is None or not request.complete:
+            return
+        array, tokens = request.assemble()
+        self._finish(client, request_id)
+        self.publisher.publish(protocol.encoding_frames(client, int(request_id), array, tokens))
+        self.logger.debug(
+            "sent %s rows to %r request %s", array.shape[0], client[:40], request_id.decode()
+        )
+
+    def _finish(self, client: bytes, request_id: bytes) -> None:
+        self.pending.pop((client, request_id), None)
+        self.finished[(client, request_id)] = None
+        if len(self.finished) > FINISHED_MEMORY:
+            self.finished.popitem(last=False)
+
+
+def run_sink(port_out: int, bind_host: str, inbox: str, verbose: bool, startup) -> None:
+    """Process entry point (spawned): bind, report to ``startup``, serve until STOP."""
+    logger = get_logger("SINK", verbose)
+    context = zmq.Context()
+    publisher_socket = context.socket(zmq.XPUB)
+    publisher_socket.setsockopt(zmq.XPUB_VERBOSER, 1)  # every (un)subscription, clones too
+    publisher_socket.setsockopt(zmq.LINGER, 1000)
+    receiver = context.socket(zmq.PULL)
+    receiver.setsockopt(zmq.LINGER, 0)
+    try:
+        publisher_socket.bind(f"tcp://{bind_host}:{port_out}")
+        receiver.bind(inbox)
+    except zmq.ZMQError as err:
+        startup.send(("error", f"cannot bind -port_out {port_out}: {err}"))
+        context.destroy(linger=0)
+        return
+    startup.send(("ready", "sink"))
+    logger.info("publishing results on port %d", port_out)
+    publisher = Publisher(publisher_socket, logger)
+    sink = Sink(publisher, logger)
+    poller = zmq.Poller()
+    poller.register(publisher_socket, zmq.POLLIN)
+    poller.register(receiver, zmq.POLLIN)
+    while True:
+        events = dict(poller.poll(200))
+        if publisher_socket in events:
+            publisher.on_subscription(publisher_socket.recv())
+        if receiver in events:
+            frames = receiver.recv_multipart()
+            if frames[0] == protocol.STOP:
+                break
+            try:
+                sink.handle(frames)
+            except (ValueError, KeyError, json.JSONDecodeError) as err:
+                logger.error("dropped a malformed internal message: %s", err)
+        if publisher.held:
+            publisher.flush()
+    publisher.flush()
+    logger.info("stopped")
+    context.destroy(linger=1000)
+
+
+def start_sink(port_out: int, bind_host: str, inbox: str, verbose: bool):
+    """Spawn the sink; return (process, startup pipe)."""
+    return spawn(run_sink, (port_out, bind_host, inbox, verbose), "bert-sink")

@@ -1,0 +1,41 @@
+"""Start real servers (real processes, real sockets) on free ports for the tests."""
+
+from __future__ import annotations
+
+import socket
+from contextlib import contextmanager
+from pathlib import Path
+
+from bert_serving.server import BertServer
+from bert_serving.server.helper import get_args_parser
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def server_args(model_dir: Path | None, *extra: str):
+    port, port_out = free_ports(2)
+    argv = ["-port", str(port), "-port_out", str(port_out), "-cpu", *extra]
+    if model_dir is not None:
+        argv += ["-model_dir", str(model_dir)]
+    return get_args_parser().parse_args(argv)
+
+
+@contextmanager
+def running_server(model_dir: Path | None, *extra: str):
+    """A started, ready server; closed (children stopped, ports freed) afterwards."""
+    server = BertServer(server_args(model_dir, *extra))
+    server.start()
+    try:
+        server.wait_until_ready(180)
+        yield server
+    finally:
+        server.close()

@@ -1,0 +1,272 @@
+"""Google's original BERT tokenization, run by the Rust `tokenizers` library for speed.
+
+Google's rules are defined by Python's `unicodedata` tables, while the Rust pipeline has
+tables of its own (some older, some newer). So the Rust pipeline is assembled from plain
+`Replace`/`Split` steps whose character classes are computed here from `unicodedata`,
+and only lower-casing and NFD are left to Rust. Texts containing a character on which
+those two disagree with Python are tokenized by a pure-Python path instead.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import NamedTuple
+
+from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers
+
+from .vocab import VocabError, load_vocab
+
+UNK_TOKEN = "[UNK]"
+CLS_TOKEN = "[CLS]"
+SEP_TOKEN = "[SEP]"
+MAX_WORD_CHARS = 100  # longer words become [UNK] as a whole
+
+_CJK_IDEOGRAPHS = (
+    (0x4E00, 0x9FFF),
+    (0x3400, 0x4DBF),
+    (0x20000, 0x2A6DF),
+    (0x2A700, 0x2B73F),
+    (0x2B740, 0x2B81F),
+    (0x2B820, 0x2CEAF),
+    (0xF900, 0xFAFF),
+    (0x2F800, 0x2FA1F),
+)
+_ASCII_PUNCTUATION = "".join(chr(c) for c in range(33, 127) if not chr(c).isalnum())
+_SURROGATES = (0xD800, 0xDFFF)
+_CAPITAL_SIGMA = 0x03A3
+_SEPARATOR = "|"  # joins probe characters; untouched by every normalization step
+
+Ranges = list[tuple[int, int]]
+
+
+class WordPieces(NamedTuple):
+    """The wordpieces of one text and their vocabulary ids."""
+
+    tokens: list[str]
+    ids: list[int]
+
+
+def _to_ranges(codes: Iterable[int]) -> Ranges:
+    ranges: Ranges = []
+    for code in sorted(codes):
+        if ranges and ranges[-1][1] == code - 1:
+            ranges[-1] = (ranges[-1][0], code)
+        else:
+            ranges.append((code, code))
+    return ranges
+
+
+class _CharClasses(NamedTuple):
+    """Google's character classes, as ranges of code points from Python's tables."""
+
+    dropped: Ranges  # NUL, U+FFFD and control characters other than \t \n \r
+    spaces: Ranges  # Google's whitespace plus whatever else `str.split()` splits on
+    isolated: Ranges  # CJK ideographs and punctuation: each one is a token of its own
+    accents: Ranges  # combining marks (Mn) dropped after NFD when lower-casing
+    unordered: Ranges  # non-starters that NFD reorders but accent stripping keeps
+
+
+@lru_cache(maxsize=None)
+def _char_classes() -> _CharClasses:
+    dropped, spaces, isolated, accents, unordered = [], [], [], [], []
+    for code in range(0x110000):
+        char = chr(code)
+        category = unicodedata.category(char)
+        if code in (0, 0xFFFD) or (category in ("Cc", "Cf") and char not in "\t\n\r"):
+            dropped.append(code)
+        elif char.isspace() or category == "Zs":
+            spaces.append(code)
+        if category.startswith("P") or char in _ASCII_PUNCTUATION:
+            isolated.append(code)
+        if category == "Mn":
+            accents.append(code)
+        elif unicodedata.combining(char):
+            unordered.append(code)
+    isolated.extend(c for low, high in _CJK_IDEOGRAPHS for c in range(low, high + 1))
+    return _CharClasses(*map(_to_ranges, (dropped, spaces, isolated, accents, unordered)))
+
+
+def _onig_class(ranges: Ranges) -> str:
+    """A character class in the syntax of the Oniguruma engine used by `tokenizers`."""
+    return "[" + "".join(f"\\x{{{low:X}}}-\\x{{{high:X}}}" for low, high in ranges) + "]"
+
+
+def _python_class(ranges: Ranges) -> str:
+    return "[" + "".join(f"\\U{low:08X}-\\U{high:08X}" for low, high in ranges) + "]"
+
+
+def _rust_normalizer(lowercase: bool) -> normalizers.Normalizer:
+    classes = _char_classes()
+    steps = [
+        normalizers.Replace(Regex(_onig_class(classes.dropped)), ""),
+        normalizers.Replace(Regex(_onig_class(classes.spaces)), " "),
+    ]
+    if lowercase:
+        steps += [
+            normalizers.Lowercase(),
+            normalizers.NFD(),
+            normalizers.Replace(Regex(_onig_class(classes.accents)), ""),
+        ]
+    return normalizers.Sequence(steps)
+
+
+def _python_normalize(text: str, lowercase: bool) -> str:
+    """Google's cleaning, lower-casing and accent stripping, with Python's own tables."""
+    text = text.translate(_clean_table())
+    if lowercase:
+        text = _accent_pattern().sub("", unicodedata.normalize("NFD", text.lower()))
+    return text
+
+
+@lru_cache(maxsize=None)
+def _clean_table() -> dict[int, str | None]:
+    classes = _char_classes()
+    table: dict[int, str | None] = {}
+    for low, high in classes.spaces:
+        table.update(dict.fromkeys(range(low, high + 1), " "))
+    for low, high in classes.dropped:
+        table.update(dict.fromkeys(range(low, high + 1)))
+    return table
+
+
+@lru_cache(maxsize=None)
+def _accent_pattern() -> re.Pattern[str]:
+    return re.compile(_python_class(_char_classes().accents))
+
+
+@lru_cache(maxsize=None)
+def _word_split_pattern() -> re.Pattern[str]:
+    isolated = _python_class(_char_classes().isolated)
+    return re.compile(f"{isolated}|[^{isolated[1:-1]}]+")
+
+
+@lru_cache(maxsize=None)
+def _python_only_pattern(lowercase: bool) -> re.Pattern[str]:
+    """Characters that the Rust pipeline cannot treat exactly like Python does.
+
+    - lone surrogates: valid in a Python `str` but not convertible to Rust;
+    - under lower-casing, the capital sigma (Python lowers it to a final sigma at the
+      end of a word, Rust lowers each character alone), non-starters that survive
+      accent stripping (their NFD order depends on the engine's combining classes), and
+      every character whose Rust lower-casing or NFD differs from Python's (the two
+      follow different Unicode versions): found by running both over all code points.
+    """
+    special = [_SURROGATES]
+    if lowercase:
+        special += [(_CAPITAL_SIGMA, _CAPITAL_SIGMA), *_char_classes().unordered]
+        special += _to_ranges(_rust_lower_nfd_disagreements())
+    return re.compile(_python_class(special))
+
+
+def _rust_lower_nfd_disagreements() -> list[int]:
+    """Code points whose lower-cased NFD differs between Rust and Python (all other
+    steps use classes computed from Python's tables, so they cannot disagree)."""
+    codes = [
+        code
+        for code in range(0x110000)
+        if not _SURROGATES[0] <= code <= _SURROGATES[1] and chr(code) != _SEPARATOR
+    ]
+    probe = _SEPARATOR.join(map(chr, codes))
+    rust_steps = normalizers.Sequence([normalizers.Lowercase(), normalizers.NFD()])
+    rust = rust_steps.normalize_str(probe).split(_SEPARATOR)
+    python = unicodedata.normalize("NFD", probe.lower()).split(_SEPARATOR)
+    return [code for code, ours, theirs in zip(codes, rust, python) if ours != theirs]
+
+
+class BertTokenizer:
+    """Basic tokenization plus WordPiece exactly as Google's BERT, for one vocabulary."""
+
+    unk_token = UNK_TOKEN
+    cls_token = CLS_TOKEN
+    sep_token = SEP_TOKEN
+
+    def __init__(self, vocab: dict[str, int], lowercase: bool = True) -> None:
+        if UNK_TOKEN not in vocab:
+            raise VocabError(f"the vocabulary lacks {UNK_TOKEN}")
+        self._vocab = dict(vocab)
+        self._unk_id = self._vocab[UNK_TOKEN]
+        self._lowercase = lowercase
+        model = models.WordPiece(
+            self._vocab, unk_token=UNK_TOKEN, max_input_chars_per_word=MAX_WORD_CHARS
+        )
+        self._rust = Tokenizer(model)
+        self._rust.normalizer = _rust_normalizer(lowercase)
+        self._rust.pre_tokenizer = pre_tokenizers.Sequence(
+            [
+                pre_tokenizers.Split(" ", "removed"),
+                pre_tokenizers.Split(Regex(_onig_class(_char_classes().isolated)), "isolated"),
+            ]
+        )
+        self._python_only = _python_only_pattern(lowercase)
+        # most texts are ASCII: skip the (slower) scan when no ASCII char needs Python
+        self._ascii_is_fast = not self._python_only.search("".join(map(chr, range(128))))
+
+    @classmethod
+    def from_file(cls, path: str | Path, lowercase: bool = True) -> BertTokenizer:
+        return cls(load_vocab(path), lowercase=lowercase)
+
+    @property
+    def vocab(self) -> dict[str, int]:
+        return self._vocab
+
+    @property
+    def lowercase(self) -> bool:
+        return self._lowercase
+
+    def tokenize(self, text: str) -> list[str]:
+        return self.encode_batch([text])[0].tokens
+
+    def tokenize_batch(self, texts: Sequence[str]) -> list[list[str]]:
+        return [pieces.tokens for pieces in self.encode_batch(texts)]
+
+    def encode_batch(self, texts: Sequence[str]) -> list[WordPieces]:
+        """Wordpieces and ids of every text, without special tokens, in one Rust call."""
+        slow = [i for i, text in enumerate(texts) if self._needs_python(text)]
+        if not slow:
+            return self._encode_fast(texts)
+        slow_set = set(slow)
+        fast = iter(self._encode_fast([t for i, t in enumerate(texts) if i not in slow_set]))
+        return [self._encode_slow(t) if i in slow_set else next(fast) for i, t in enumerate(texts)]
+
+    def convert_tokens_to_ids(self, tokens: Iterable[str]) -> list[int]:
+        return [self._vocab.get(token, self._unk_id) for token in tokens]
+
+    def _needs_python(self, text: str) -> bool:
+        if self._ascii_is_fast and text.isascii():
+            return False
+        return self._python_only.search(text) is not None
+
+    def _encode_fast(self, texts: Sequence[str]) -> list[WordPieces]:
+        encodings = self._rust.encode_batch(list(texts), add_special_tokens=False)
+        return [WordPieces(encoding.tokens, encoding.ids) for encoding in encodings]
+
+    def _encode_slow(self, text: str) -> WordPieces:
+        normalized = _python_normalize(text, self._lowercase)
+        tokens = [
+            piece
+            for word in normalized.split()
+            for part in _word_split_pattern().findall(word)
+            for piece in self._wordpiece(part)
+        ]
+        return WordPieces(tokens, self.convert_tokens_to_ids(tokens))
+
+    def _wordpiece(self, word: str) -> list[str]:
+        """Greedy longest match first; a position nothing matches makes the word [UNK]."""
+        if len(word) > MAX_WORD_CHARS:
+            return [UNK_TOKEN]
+        pieces = []
+        start = 0
+        while start < len(word):
+            prefix = "##" if start else ""
+            for end in range(len(word), start, -1):
+                if prefix + word[start:end] in self._vocab:
+                    pieces.append(prefix + word[start:end])
+                    start = end
+                    break
+            else:
+                return [UNK_TOKEN]
+        return pieces

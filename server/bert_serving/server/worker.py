@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import zmq
@@ -43,29 +44,51 @@ def run_worker(
     _serve(worker_id, encoder, args, addresses, logger)
 
 
-def _load_encoder(args, device_id: int, num_cpu_workers: int, logger):
-    import tensorflow as tf
+@contextmanager
+def _native_stderr_silenced(silence: bool):
+    """TensorFlow's C++ start-up notes bypass TF_CPP_MIN_LOG_LEVEL; hide them unless -verbose."""
+    if not silence:
+        yield
+        return
+    saved = os.dup(2)
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
+
+def _configure_devices(tf, args, device_id: int, num_cpu_workers: int) -> None:
+    """Threads or GPU memory, set before TensorFlow's runtime starts (it cannot change later)."""
     if device_id < 0:  # share the cores between the CPU workers instead of oversubscribing them
         threads = max(1, (os.cpu_count() or 1) // max(1, num_cpu_workers))
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(1)
-    else:
-        limit = gpu_memory_limit_mb(device_id, args.gpu_memory_fraction)
-        for gpu in tf.config.list_physical_devices("GPU"):
-            if limit:
-                tf.config.set_logical_device_configuration(
-                    gpu, [tf.config.LogicalDeviceConfiguration(memory_limit=limit)]
-                )
-            else:
-                tf.config.experimental.set_memory_growth(gpu, True)
+        return
+    limit = gpu_memory_limit_mb(device_id, args.gpu_memory_fraction)
+    for gpu in tf.config.list_physical_devices("GPU"):
+        if limit:
+            tf.config.set_logical_device_configuration(
+                gpu, [tf.config.LogicalDeviceConfiguration(memory_limit=limit)]
+            )
+        else:
+            tf.config.experimental.set_memory_growth(gpu, True)
+
+
+def _load_encoder(args, device_id: int, num_cpu_workers: int, logger):
+    with _native_stderr_silenced(not args.verbose):
+        import tensorflow as tf
+
+        _configure_devices(tf, args, device_id, num_cpu_workers)
+        tf.constant(0)  # the notes come at the first op, too
 
     from .model.checkpoint import inspect_model
     from .model.encoder import EncoderSettings, SentenceEncoder
 
-    spec = inspect_model(
-        args.model_dir, args.tuned_model_dir, args.ckpt_name, args.config_name, logger
-    )
+    # checked and logged once by the ventilator already
+    spec = inspect_model(args.model_dir, args.tuned_model_dir, args.ckpt_name, args.config_name)
     encoder = SentenceEncoder(spec, EncoderSettings.from_args(args), logger=logger)
     encoder.warm_up()
     return encoder

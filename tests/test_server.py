@@ -297,8 +297,10 @@ def test_fixed_embed_length(google_model_dir):
 
 
 def ports_are_free(*ports: int) -> bool:
+    """Whether a new server could bind the ports (it would, like ZeroMQ, use SO_REUSEADDR)."""
     for port in ports:
         with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 probe.bind(("0.0.0.0", port))
             except OSError:
@@ -360,3 +362,48 @@ def test_refusals_happen_before_anything_starts(google_model_dir, tmp_path):
 
 def test_client_error_class_is_exported():
     assert issubclass(BertServerError, RuntimeError)
+
+
+def test_start_and_terminate_command_lines(google_model_dir):
+    port, port_out = free_ports(2)
+    start = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bert_serving.server.cli.start",
+            "-model_dir",
+            str(google_model_dir),
+            "-port",
+            str(port),
+            "-port_out",
+            str(port_out),
+            "-cpu",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        with BertClient(port=port, port_out=port_out, timeout=120000) as bc:
+            assert bc.encode(["hello world"]).shape == (1, 32)
+        stop = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "bert_serving.server.cli.terminate",
+                "-port",
+                str(port),
+                "-timeout",
+                "20000",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert stop.returncode == 0, stop.stderr
+        assert start.wait(60) == 0
+    finally:
+        start.kill()
+    log = start.stderr.read()
+    assert "pooling_strategy = REDUCE_MEAN" in log
+    assert "all 1 workers ready" in log
+    assert ports_are_free(port, port_out)

@@ -1,0 +1,84 @@
+"""Encoder speed on this machine: sentences/s of the forward pass, printed as ratios of one run.
+
+    python tests/benchmarks/bench_encoder.py [--sentences 2048] [--layers -1]
+
+Compares, on the embedded all-MiniLM-L6-v2 and sentences of about 27 tokens:
+  plain     the straightforward TF2 forward: every text padded to the longest, eager ops
+  encoder   SentenceEncoder as the server runs it (tf.function, length-sorted chunks)
+  xla       the same with -xla (jit_compile, bucketed shapes)
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from bert_serving.server.default_model import default_model_dir
+from bert_serving.server.model import inspect_model, load_weights
+from bert_serving.server.model.bert import BertModel
+from bert_serving.server.model.encoder import EncoderSettings, SentenceEncoder
+
+
+def corpus(count: int, vocab: list[str], seed: int = 0) -> list[str]:
+    """Sentences of whole-word tokens, 10 to 45 words (mean about 27, as in the issue's probe)."""
+    rng = np.random.default_rng(seed)
+    words = [w for w in vocab if w.isalpha() and not w.startswith("##") and len(w) > 2]
+    return [" ".join(rng.choice(words, size=int(n))) for n in rng.integers(10, 46, size=count)]
+
+
+def rate(run, texts: list[str], repeats: int) -> float:
+    run(texts[:64])  # trace / compile outside the clock
+    run(texts)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        run(texts)
+    return repeats * len(texts) / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sentences", type=int, default=1024)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--layers", type=int, nargs="+", default=[-2])
+    options = parser.parse_args()
+
+    spec = inspect_model(default_model_dir())
+    weights = load_weights(spec)
+    settings = {"max_seq_len": 64, "pooling_layer": tuple(options.layers)}
+    encoder = SentenceEncoder(spec, EncoderSettings(**settings), weights=weights)
+    xla = SentenceEncoder(spec, EncoderSettings(xla=True, **settings), weights=weights)
+    plain_model = BertModel(spec.config, weights, spec.config.num_hidden_layers)
+    vocab = list(encoder.tokenizer.vocab)
+    texts = corpus(options.sentences, vocab)
+    tokens = encoder.featurize(texts).lengths
+    print(
+        f"{len(texts)} sentences, {tokens.mean():.1f} tokens on average "
+        f"({tokens.min()}-{tokens.max()}), pooling_layer {options.layers}"
+    )
+
+    def plain(batch: list[str]) -> np.ndarray:
+        features = encoder.featurize(batch)
+        mask = tf.constant(features.input_mask)
+        for start in range(0, len(batch), 64):
+            rows = slice(start, start + 64)
+            layers = plain_model(
+                tf.constant(features.input_ids[rows]),
+                mask[rows],
+                tf.constant(features.segment_ids[rows]),
+            )
+            layers[options.layers[0]].numpy()
+
+    results = {
+        "plain": rate(plain, texts, options.repeats),
+        "encoder": rate(encoder.encode, texts, options.repeats),
+        "xla": rate(xla.encode, texts, options.repeats),
+    }
+    for name, value in results.items():
+        print(f"{name:>8}: {value:7.1f} sentences/s  ({value / results['plain']:.2f}x plain)")
+
+
+if __name__ == "__main__":
+    main()

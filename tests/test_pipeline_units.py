@@ -1,0 +1,162 @@
+"""The scheduling and reassembly logic of the ventilator, sink and worker, without processes."""
+
+from __future__ import annotations
+
+import json
+import logging
+import types
+
+import numpy as np
+
+from bert_serving.server import protocol
+from bert_serving.server.sink import Publisher, Sink
+from bert_serving.server.ventilator import Scheduler
+from bert_serving.server.worker import Inbox, _configure_devices
+
+LOGGER = logging.getLogger("test")
+
+
+def request(texts, client=b"c", request_id=1):
+    return protocol.Request(client, request_id, texts=texts)
+
+
+def test_large_requests_are_split_and_small_ones_jump_the_queue():
+    scheduler = Scheduler(max_batch_size=3, priority_batch_size=2)
+    assert scheduler.submit(request([f"t{i}" for i in range(7)], request_id=1)) == 3
+    assert scheduler.submit(request(["urgent"], request_id=2)) == 1
+    scheduler.worker_ready(b"w0", 2)
+    first, second = scheduler.next_assignments()
+    assert first[1].request_id == b"2" and first[1].priority
+    assert json.loads(second[1].payload) == ["t0", "t1", "t2"]
+    assert scheduler.queued == 2 and scheduler.running == 2
+
+
+def test_parts_go_only_to_workers_with_credit_and_done_returns_it():
+    scheduler = Scheduler(max_batch_size=1, priority_batch_size=0)
+    scheduler.submit(request(["a", "b", "c", "d"]))
+    scheduler.worker_ready(b"w0", 1)
+    scheduler.worker_ready(b"w1", 1)
+    assigned = scheduler.next_assignments()
+    assert sorted(worker for worker, _ in assigned) == [b"w0", b"w1"]
+    assert scheduler.next_assignments() == []
+    worker, part = assigned[0]
+    scheduler.worker_done(worker, part.key)
+    scheduler.worker_done(worker, part.key)  # a repeated DONE gives no extra credit
+    assert len(scheduler.next_assignments()) == 1
+    assert scheduler.queued == 1
+
+
+def test_worker_inbox_takes_priority_parts_first():
+    inbox = Inbox()
+    inbox.put([b"c", b"1", b"0", b"", b"[]"])
+    inbox.put([b"c", b"2", b"0", b"p", b"[]"])
+    inbox.put([b"c", b"1", b"1", b"t", b"[]"])
+    assert [inbox.take()[1:3] for _ in range(len(inbox))] == [
+        [b"2", b"0"],
+        [b"1", b"0"],
+        [b"1", b"1"],
+    ]
+
+
+class RecordingSocket:
+    def __init__(self):
+        self.sent = []
+
+    def send_multipart(self, frames, copy=True):
+        self.sent.append([bytes(f) for f in frames])
+
+
+def subscribed_sink(*clients: bytes) -> tuple[Sink, RecordingSocket]:
+    socket = RecordingSocket()
+    publisher = Publisher(socket, LOGGER)
+    for client in clients:
+        publisher.on_subscription(b"\x01" + client)
+    return Sink(publisher, LOGGER), socket
+
+
+def result(client, request_id, part, array, tokens=""):
+    return [
+        protocol.RESULT,
+        client,
+        request_id,
+        str(part).encode(),
+        *[bytes(f) for f in protocol.pack_array(array, tokens)],
+    ]
+
+
+def test_sink_reassembles_parts_in_order_even_before_the_job_is_registered():
+    sink, socket = subscribed_sink(b"c")
+    sink.handle(result(b"c", b"5", 1, np.full((1, 2), 2.0, np.float32), [["b"]]))
+    sink.handle(result(b"c", b"5", 0, np.full((2, 2), 1.0, np.float32), [["a"], ["a2"]]))
+    assert socket.sent == []
+    sink.handle([protocol.JOB, b"c", b"5", b"2"])
+    (frames,) = socket.sent
+    header = json.loads(frames[1])
+    assert header["shape"] == [3, 2] and header["tokens"] == [["a"], ["a2"], ["b"]]
+    assert np.frombuffer(frames[2], np.float32).tolist() == [1, 1, 1, 1, 2, 2]
+    assert frames[3] == b"5"
+    sink.handle(result(b"c", b"5", 0, np.zeros((2, 2), np.float32)))  # late duplicate: dropped
+    assert len(socket.sent) == 1
+
+
+def test_sink_pads_token_embeddings_of_parts_to_the_longest():
+    sink, socket = subscribed_sink(b"c")
+    sink.handle([protocol.JOB, b"c", b"1", b"2"])
+    sink.handle(result(b"c", b"1", 0, np.ones((1, 3, 2), np.float32)))
+    sink.handle(result(b"c", b"1", 1, np.ones((1, 5, 2), np.float32)))
+    assert json.loads(socket.sent[0][1])["shape"] == [2, 5, 2]
+
+
+def test_sink_holds_answers_until_the_client_subscribes():
+    sink, socket = subscribed_sink()
+    sink.handle([protocol.REPLY, b"late", b"1", b'{"a": 1}'])
+    assert socket.sent == []
+    sink.publisher.on_subscription(b"\x01late")
+    assert socket.sent == [[b"late", b'{"a": 1}', b"1"]]
+
+
+def test_sink_turns_an_error_into_the_error_frames_and_drops_the_rest():
+    sink, socket = subscribed_sink(b"c")
+    sink.handle([protocol.JOB, b"c", b"9", b"2"])
+    sink.handle([protocol.ERROR, b"c", b"9", b"encoding failed: boom"])
+    sink.handle(result(b"c", b"9", 0, np.ones((1, 2), np.float32)))
+    (frames,) = socket.sent
+    assert json.loads(frames[1]) == {"error": "encoding failed: boom", "status": 400}
+    assert frames[2] == b"" and frames[3] == b"9"
+
+
+class FakeTensorFlowConfig:
+    """Records what a worker asks of TensorFlow's device configuration."""
+
+    def __init__(self, gpus):
+        self.calls = []
+        config = types.SimpleNamespace(
+            threading=types.SimpleNamespace(
+                set_intra_op_parallelism_threads=lambda n: self.calls.append(("intra", n)),
+                set_inter_op_parallelism_threads=lambda n: self.calls.append(("inter", n)),
+            ),
+            list_physical_devices=lambda kind: gpus,
+            set_logical_device_configuration=lambda gpu, c: self.calls.append(("limit", gpu, c)),
+            LogicalDeviceConfiguration=lambda memory_limit: memory_limit,
+            experimental=types.SimpleNamespace(
+                set_memory_growth=lambda gpu, on: self.calls.append(("growth", gpu, on))
+            ),
+        )
+        self.tf = types.SimpleNamespace(config=config)
+
+
+def test_cpu_workers_share_the_cores(monkeypatch):
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    fake = FakeTensorFlowConfig([])
+    _configure_devices(fake.tf, types.SimpleNamespace(gpu_memory_fraction=0.5), -1, 4)
+    assert fake.calls == [("intra", 2), ("inter", 1)]
+
+
+def test_gpu_worker_gets_its_memory_fraction(monkeypatch):
+    monkeypatch.setattr(
+        "bert_serving.server.worker.gpu_memory_limit_mb",
+        lambda device, fraction: int(16000 * fraction),
+    )
+    fake = FakeTensorFlowConfig(["GPU:0"])
+    _configure_devices(fake.tf, types.SimpleNamespace(gpu_memory_fraction=0.25), 3, 0)
+    assert fake.calls == [("limit", "GPU:0", [4000])]

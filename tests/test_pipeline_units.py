@@ -160,3 +160,12 @@ def test_gpu_worker_gets_its_memory_fraction(monkeypatch):
     fake = FakeTensorFlowConfig(["GPU:0"])
     _configure_devices(fake.tf, types.SimpleNamespace(gpu_memory_fraction=0.25), 3, 0)
     assert fake.calls == [("limit", "GPU:0", [4000])]
+
+
+def test_subscriptions_match_by_prefix_as_in_zeromq():
+    sink, socket = subscribed_sink(b"client-")
+    sink.handle([protocol.REPLY, b"client-1", b"1", b"{}"])
+    assert socket.sent == [[b"client-1", b"{}", b"1"]]
+    sink.publisher.on_subscription(b"\x00client-")
+    sink.handle([protocol.REPLY, b"client-2", b"2", b"{}"])
+    assert len(socket.sent) == 1 and sink.publisher.held

@@ -57,12 +57,20 @@ class Publisher:
 
     def on_subscription(self, event: bytes) -> None:
         topic, change = event[1:], 1 if event[:1] == b"\x01" else -1
-        self.listeners[topic] = max(0, self.listeners.get(topic, 0) + change)
+        count = self.listeners.get(topic, 0) + change
+        if count > 0:
+            self.listeners[topic] = count
+        else:
+            self.listeners.pop(topic, None)  # clients come and go: keep only live topics
         if change > 0:
             self.flush()
 
+    def is_listened(self, identity: bytes) -> bool:
+        """Whether a subscriber would get it: ZeroMQ matches subscriptions by prefix."""
+        return any(identity.startswith(topic) for topic in self.listeners)
+
     def publish(self, frames: list[bytes]) -> None:
-        if self.listeners.get(frames[0]):
+        if self.is_listened(frames[0]):
             self.socket.send_multipart(frames, copy=False)
         else:
             self.held.append((time.monotonic() + HOLD_SECONDS, frames))
@@ -71,7 +79,7 @@ class Publisher:
         """Send held answers whose client now listens; drop those that waited too long."""
         now, still_held = time.monotonic(), []
         for deadline, frames in self.held:
-            if self.listeners.get(frames[0]):
+            if self.is_listened(frames[0]):
                 self.socket.send_multipart(frames, copy=False)
             elif deadline < now:
                 self.logger.warning("dropped an answer for %r: it never subscribed", frames[0][:40])

@@ -115,15 +115,17 @@ class EncoderLayer(tf.Module):
         )
         self.activation = ACTIVATIONS[config.hidden_act]
 
-    def __call__(self, x: tf.Tensor, attention_bias: tf.Tensor) -> tf.Tensor:
-        batch, length = tf.shape(x)[0], tf.shape(x)[1]
+    def __call__(
+        self, x: tf.Tensor, attention_bias: tf.Tensor, batch: tf.Tensor, length: tf.Tensor
+    ) -> tf.Tensor:
+        """``x`` is ``[B * T, H]``: dense layers run as plain 2-D matmuls, the fastest form."""
         qkv = tf.reshape(self.qkv(x), [batch, length, 3, self.num_heads, self.head_size])
         query, key, value = tf.unstack(tf.transpose(qkv, [2, 0, 3, 1, 4]))  # each [B, N, T, S]
         scores = tf.matmul(query, key, transpose_b=True)
         scores = scores * tf.cast(1.0 / math.sqrt(self.head_size), scores.dtype) + attention_bias
         probs = tf.nn.softmax(scores, axis=-1)
         context = tf.transpose(tf.matmul(probs, value), [0, 2, 1, 3])
-        context = tf.reshape(context, [batch, length, self.num_heads * self.head_size])
+        context = tf.reshape(context, [-1, self.num_heads * self.head_size])
         x = self.attention_norm(x + self.attention_output(context))
         return self.output_norm(x + self.output(self.activation(self.intermediate(x))))
 
@@ -176,17 +178,18 @@ class BertModel(tf.Module):
         self, input_ids: tf.Tensor, input_mask: tf.Tensor, segment_ids: tf.Tensor
     ) -> list[tf.Tensor]:
         """The output of every built encoder layer, each ``[B, T, H]``."""
+        batch, length = tf.shape(input_ids)[0], tf.shape(input_ids)[1]
         x = tf.gather(self.word_embeddings, input_ids)
         x += tf.gather(self.token_type_embeddings, segment_ids)
         if self.use_position_embeddings:
-            x += self.position_embeddings[: tf.shape(input_ids)[1]]
-        x = self.embedding_norm(x)
+            x += self.position_embeddings[:length]
+        x = self.embedding_norm(tf.reshape(x, [-1, x.shape[-1]]))
         # additive mask: 0 where attended, -10000 elsewhere, broadcast over heads and queries
         bias = (1.0 - tf.cast(input_mask[:, tf.newaxis, tf.newaxis, :], self.dtype)) * -10000.0
         outputs = []
         for layer in self.layers:
-            x = layer(x, bias)
-            outputs.append(x)
+            x = layer(x, bias, batch, length)
+            outputs.append(tf.reshape(x, [batch, length, -1]))
         return outputs
 
     def pool_first_token(self, last_layer: tf.Tensor) -> tf.Tensor:

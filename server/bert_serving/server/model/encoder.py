@@ -31,7 +31,7 @@ from .pooling import NO_POOLING, POOLED, STRATEGIES, pool
 
 Texts = Union[Sequence[str], Sequence[Sequence[str]]]
 
-# sequence lengths are padded up to one of these, batch sizes up to a power of two
+# under -xla, sequence lengths are padded up to one of these, batch sizes to a power of two
 LENGTH_BUCKETS = (8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
 CHUNK_ROWS = 64
 
@@ -179,8 +179,11 @@ class SentenceEncoder:
 
     def _run_chunk(self, features: InputFeatures, rows: np.ndarray) -> np.ndarray:
         length = int(features.lengths[rows].max())
-        padded_length = _bucket_length(length, self.spec.config.max_position_embeddings)
-        padded_rows = _bucket_rows(len(rows)) if self.settings.xla else len(rows)
+        if self.settings.xla:  # XLA compiles per shape: round shapes up to a few buckets
+            padded_length = _bucket_length(length, self.spec.config.max_position_embeddings)
+            padded_rows = _bucket_rows(len(rows))
+        else:  # a graph with dynamic shapes runs any shape: pad nothing
+            padded_length, padded_rows = length, len(rows)
         arrays = [np.zeros((padded_rows, padded_length), np.int32) for _ in range(3)]
         width = min(padded_length, features.input_ids.shape[1])
         for target, source in zip(

@@ -166,3 +166,25 @@ def test_only_needed_layers_are_built(google_model_dir):
     assert len(encoder_for(google_model_dir, pooling_layer=(0,)).model.layers) == 1
     assert len(encoder_for(google_model_dir, pooling_layer=(-2,)).model.layers) == 2
     assert len(encoder_for(google_model_dir, pooling_strategy="CLS_POOLED").model.layers) == 3
+
+
+def test_xla_compiles_a_bounded_set_of_shapes(google_model_dir):
+    """Under -xla every forward call gets a bucketed shape, so a long-running server compiles
+    each bucket once instead of once per request shape."""
+    encoder = encoder_for(google_model_dir, xla=True, max_seq_len=None)
+    shapes = set()
+    forward = encoder._forward
+
+    def recording(input_ids, *rest):
+        shapes.add(input_ids.shape)
+        return forward(input_ids, *rest)
+
+    encoder._forward = recording
+    rng = np.random.default_rng(1)
+    for _ in range(40):
+        rows = [[2, *rng.integers(5, 130, size=int(n)).tolist(), 3]
+                for n in rng.integers(0, 60, size=int(rng.integers(1, 100)))]
+        encoder.encode_features(make_features(rows))
+    assert len(shapes) <= 30, shapes
+    assert {rows for rows, _ in shapes} <= {1, 2, 4, 8, 16, 32, 64}
+    assert {length for _, length in shapes} <= {8, 16, 24, 32, 48, 64}

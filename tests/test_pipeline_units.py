@@ -169,3 +169,30 @@ def test_subscriptions_match_by_prefix_as_in_zeromq():
     sink.publisher.on_subscription(b"\x00client-")
     sink.handle([protocol.REPLY, b"client-2", b"2", b"{}"])
     assert len(socket.sent) == 1 and sink.publisher.held
+
+
+def test_the_last_done_part_finishes_the_request():
+    scheduler = Scheduler(max_batch_size=2, priority_batch_size=0)
+    scheduler.submit(request(["a", "b", "c"], request_id=4))
+    scheduler.worker_ready(b"w", 5)
+    first, second = [part for _, part in scheduler.next_assignments()]
+    assert scheduler.worker_done(b"w", second.key) is None
+    assert scheduler.worker_done(b"w", first.key) == (b"c", b"4")
+
+
+def test_statistics_report_rates_clients_and_latency():
+    from bert_serving.server.statistics import ServerStatistics
+
+    statistics = ServerStatistics()
+    statistics.record_texts(b"a", 1, 10)
+    statistics.record_texts(b"b", 1, 4)
+    statistics.record_command(b"a")
+    statistics.record_finished(b"a", 1)
+    statistics.record_finished(b"a", 99)  # unknown: ignored
+    snapshot = statistics.snapshot(queued_parts=3, in_flight_parts=1)
+    assert snapshot["num_data_request"] == 2 and snapshot["num_total_seq"] == 14
+    assert snapshot["num_sys_request"] == 1 and snapshot["num_active_client"] == 2
+    assert snapshot["num_recent_client"] == 2
+    assert snapshot["recent_seq_per_second"] > 0
+    assert snapshot["latency_ms"]["count"] == 1
+    assert snapshot["num_queued_parts"] == 3 and snapshot["num_in_flight_parts"] == 1

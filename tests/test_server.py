@@ -204,6 +204,8 @@ def test_server_config_and_status(server):
     assert statistic["num_data_request"] >= 1
     assert statistic["num_sys_request"] >= 2
     assert statistic["num_active_client"] >= 1
+    assert statistic["latency_ms"]["count"] >= 1 and statistic["latency_ms"]["p95"] > 0
+    assert statistic["recent_request_per_second"] > 0
 
 
 def test_priority_request_overtakes_a_large_job(server):

@@ -244,7 +244,9 @@ class BertServer(threading.Thread):
         if kind == protocol.READY:
             self.scheduler.worker_ready(worker, int(frames[2]))
         elif kind == protocol.DONE:
-            self.scheduler.worker_done(worker, tuple(frames[2:5]))
+            finished = self.scheduler.worker_done(worker, tuple(frames[2:5]))
+            if finished is not None:
+                self.statistics.record_finished(finished[0], int(finished[1]))
 
     def _on_client(self, frames: list[bytes]) -> bool:
         """Handle one client message; True when it asked the server to terminate."""
@@ -277,7 +279,7 @@ class BertServer(threading.Thread):
                 ]
             )
             return False
-        self.statistics.record_texts(request.client, len(request.texts))
+        self.statistics.record_texts(request.client, request.request_id, len(request.texts))
         num_parts = self.scheduler.submit(request)
         self.sink.send_multipart(
             [

@@ -1,9 +1,14 @@
-"""Request statistics for SHOW_STATUS (the ``statistic`` object of 1.10, plus queue depth)."""
+"""Request statistics for SHOW_STATUS: the ``statistic`` object of 1.10, plus what a live
+dashboard needs (recent rates, recently active clients, latency, queue depth)."""
 
 from __future__ import annotations
 
 import time
-from collections import Counter
+from collections import Counter, deque
+
+RECENT_SECONDS = 10.0  # window of the "recent" rates
+ACTIVE_CLIENT_SECONDS = 60.0  # a client that sent something this recently is active
+LATENCY_WINDOW = 1000  # latencies of the last requests
 
 
 class ServerStatistics:
@@ -17,17 +22,34 @@ class ServerStatistics:
         self.num_total_seq = 0
         self.num_error_request = 0
         self.sizes: list[int] = []
+        self.open_requests: dict[tuple[bytes, int], float] = {}
+        self.latencies: deque[float] = deque(maxlen=LATENCY_WINDOW)
+        self.recent: deque[tuple[float, int]] = deque()
+        self.last_seen: dict[bytes, float] = {}
 
-    def record_texts(self, client: bytes, num_texts: int) -> None:
-        self.requests_per_client[client] += 1
+    def record_texts(self, client: bytes, request_id: int, num_texts: int) -> None:
+        now = self._seen(client)
         self.num_data_request += 1
         self.num_total_seq += num_texts
         self.sizes.append(num_texts)
         del self.sizes[:-10000]  # a window, so a long-running server does not grow
+        self.open_requests[(client, request_id)] = now
+        self.recent.append((now, num_texts))
+
+    def record_finished(self, client: bytes, request_id: int) -> None:
+        started = self.open_requests.pop((client, request_id), None)
+        if started is not None:
+            self.latencies.append(time.monotonic() - started)
 
     def record_command(self, client: bytes) -> None:
-        self.requests_per_client[client] += 1
+        self._seen(client)
         self.num_sys_request += 1
+
+    def _seen(self, client: bytes) -> float:
+        now = time.monotonic()
+        self.requests_per_client[client] += 1
+        self.last_seen[client] = now
+        return now
 
     def record_error(self) -> None:
         self.num_error_request += 1
@@ -35,7 +57,11 @@ class ServerStatistics:
     def snapshot(self, queued_parts: int, in_flight_parts: int) -> dict:
         per_client = list(self.requests_per_client.values()) or [0]
         sizes = self.sizes or [0]
-        uptime = max(time.monotonic() - self.started, 1e-9)
+        now = time.monotonic()
+        uptime = max(now - self.started, 1e-9)
+        while self.recent and self.recent[0][0] < now - RECENT_SECONDS:
+            self.recent.popleft()
+        window = min(RECENT_SECONDS, uptime)
         return {
             "num_data_request": self.num_data_request,
             "num_total_seq": self.num_total_seq,
@@ -53,4 +79,29 @@ class ServerStatistics:
             "num_queued_parts": queued_parts,
             "num_in_flight_parts": in_flight_parts,
             "uptime_seconds": uptime,
+            "recent_request_per_second": len(self.recent) / window,
+            "recent_seq_per_second": sum(n for _, n in self.recent) / window,
+            "num_recent_client": sum(
+                1 for seen in self.last_seen.values() if seen > now - ACTIVE_CLIENT_SECONDS
+            ),
+            "latency_ms": _latency_summary(self.latencies),
         }
+
+
+def _latency_summary(latencies: deque[float]) -> dict[str, float]:
+    """Average and percentiles, in milliseconds, of the last requests' time inside the
+    server (received to last part encoded)."""
+    ordered = sorted(latencies)
+    if not ordered:
+        return {"avg": 0.0, "p50": 0.0, "p95": 0.0, "max": 0.0, "count": 0}
+
+    def percentile(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+    return {
+        "avg": sum(ordered) / len(ordered) * 1000,
+        "p50": percentile(0.5),
+        "p95": percentile(0.95),
+        "max": ordered[-1] * 1000,
+        "count": len(ordered),
+    }

@@ -60,21 +60,32 @@ class Scheduler:
         self.normal: deque[Part] = deque()
         self.credit: dict[bytes, int] = {}
         self.in_flight: dict[bytes, dict[tuple, Part]] = {}
+        self.remaining: dict[tuple[bytes, bytes], int] = {}  # parts not yet done, per request
 
     def submit(self, request: protocol.Request) -> int:
         """Queue a request's parts; return how many there are."""
         priority = len(request.texts) <= self.priority_batch_size
         parts = split_request(request, self.max_batch_size, priority)
         (self.priority if priority else self.normal).extend(parts)
+        self.remaining[(request.client, str(request.request_id).encode())] = len(parts)
         return len(parts)
 
     def worker_ready(self, worker: bytes, credit: int) -> None:
         self.credit[worker] = credit
         self.in_flight.setdefault(worker, {})
 
-    def worker_done(self, worker: bytes, key: tuple) -> None:
-        if self.in_flight.get(worker, {}).pop(key, None) is not None:
-            self.credit[worker] += 1
+    def worker_done(self, worker: bytes, key: tuple) -> tuple[bytes, bytes] | None:
+        """Return credit to the worker; return (client, request id) when that was the
+        request's last part."""
+        if self.in_flight.get(worker, {}).pop(key, None) is None:
+            return None
+        self.credit[worker] += 1
+        request = key[:2]
+        self.remaining[request] -= 1
+        if self.remaining[request] > 0:
+            return None
+        del self.remaining[request]
+        return request
 
     def next_assignments(self) -> list[tuple[bytes, Part]]:
         """Pop queued parts for workers with credit, most credit first (spreads the load)."""

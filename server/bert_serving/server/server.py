@@ -81,8 +81,11 @@ class BertServer(threading.Thread):
         self._stop_requested = threading.Event()
         self._start_time = datetime.now()
         self._children: list = []
+        self._signalled_children: list = []
         self._starting: dict = {}
-        _check_port_free(args.port_out)
+        for port in (args.port_out, args.http_port):
+            if port is not None:
+                _check_port_free(port)
         self._context = zmq.Context()
         self.frontend = self._bind_frontend()
 
@@ -165,9 +168,18 @@ class BertServer(threading.Thread):
         addresses = WorkerAddresses(f"ipc://{self._ipc_dir}/workers", inbox)
         num_cpu = sum(1 for device in self.devices if device < 0)
         for worker_id, device in enumerate(self.devices):
-            process, pipe = start_worker(worker_id, device, self.args, addresses, num_cpu)
-            self._children.append(process)
-            self._starting[worker_id] = (process, pipe, time.monotonic() + STARTUP_TIMEOUT)
+            self._expect(*start_worker(worker_id, device, self.args, addresses, num_cpu))
+        if self.args.http_port is not None:  # its clients' handshakes need the loop running
+            from .http.proxy import start_proxy
+
+            process, pipe = start_proxy(self.args)
+            self._signalled_children.append(process)
+            self._expect(process, pipe)
+
+    def _expect(self, process, pipe) -> None:
+        """Track a child that reports on its startup pipe while the loop already serves."""
+        self._children.append(process)
+        self._starting[process.name] = (process, pipe, time.monotonic() + STARTUP_TIMEOUT)
 
     def _expect_startup(self, process, pipe, timeout: float) -> None:
         if not pipe.poll(timeout):
@@ -177,21 +189,19 @@ class BertServer(threading.Thread):
             raise ServerStartError(detail)
 
     def _check_startup(self) -> None:
-        """Collect READY/error reports of loading workers without blocking the loop."""
-        for worker_id, (process, pipe, deadline) in list(self._starting.items()):
+        """Collect the READY/error reports of loading children without blocking the loop."""
+        for name, (process, pipe, deadline) in list(self._starting.items()):
             if pipe.poll():
                 status, detail = pipe.recv()
                 if status != "ready":
                     raise ServerStartError(detail)
-                del self._starting[worker_id]
+                del self._starting[name]
             elif not process.is_alive():
                 raise ServerStartError(
-                    f"worker {worker_id} exited while loading (exit code {process.exitcode})"
+                    f"{name} exited while starting (exit code {process.exitcode})"
                 )
             elif time.monotonic() > deadline:
-                raise ServerStartError(
-                    f"worker {worker_id} did not load within {STARTUP_TIMEOUT:.0f} s"
-                )
+                raise ServerStartError(f"{name} did not start within {STARTUP_TIMEOUT:.0f} s")
         if not self._starting and not self.is_ready.is_set():
             self.is_ready.set()
             self.logger.info(
@@ -202,6 +212,8 @@ class BertServer(threading.Thread):
             )
 
     def _stop_children(self) -> None:
+        for process in self._signalled_children:  # the HTTP proxy stops on SIGTERM
+            process.terminate()
         for name in ("workers", "sink"):
             sock = getattr(self, name, None)
             if sock is None:
@@ -357,12 +369,12 @@ def _installed_version(*distributions: str) -> str | None:
 
 
 def _check_port_free(port: int) -> None:
-    """Fail now, not in the sink, when -port_out is taken."""
+    """Fail now, not in a child process, when -port_out or -http_port is taken."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("", port))
         except OSError as err:
             raise ServerStartError(
-                f"cannot bind -port_out {port}: {err.strerror} (is another server running?)"
+                f"cannot bind port {port}: {err.strerror} (is another server running?)"
             ) from None

@@ -230,11 +230,11 @@ def _add_serving_configs(group: argparse._ArgumentGroup) -> None:
     )
     group.add_argument(
         "-xla", action="store_true", default=False,
-        help="compile the model with XLA (experimental)",
+        help="compile the forward pass with XLA (jit_compile), input shapes bucketed",
     )
     group.add_argument(
         "-fp16", action="store_true", default=False,
-        help="compute in float16 (experimental); results are still sent as float32",
+        help="return float16 vectors (computed in float16 on GPUs)",
     )
     group.add_argument(
         "-gpu_memory_fraction", type=float, default=0.5,
@@ -247,7 +247,7 @@ def _add_serving_configs(group: argparse._ArgumentGroup) -> None:
     )
     group.add_argument(
         "-prefetch_size", type=int, default=10,
-        help="batches each worker prepares ahead of the model",
+        help="parts (batches) a worker may hold ahead of the one it encodes",
     )
 
 

@@ -29,6 +29,8 @@ def test_large_requests_are_split_and_small_ones_jump_the_queue():
     assert first[1].request_id == b"2" and first[1].priority
     assert json.loads(second[1].payload) == ["t0", "t1", "t2"]
     assert scheduler.queued == 2 and scheduler.running == 2
+    scheduler.published((b"c", b"2"))
+    assert (b"c", b"2") not in scheduler.requests
 
 
 def test_parts_go_only_to_workers_with_credit_and_done_returns_it():
@@ -171,13 +173,31 @@ def test_subscriptions_match_by_prefix_as_in_zeromq():
     assert len(socket.sent) == 1 and sink.publisher.held
 
 
-def test_the_last_done_part_finishes_the_request():
-    scheduler = Scheduler(max_batch_size=2, priority_batch_size=0)
+def test_a_lost_workers_parts_run_again_first_and_a_poison_request_is_refused():
+    scheduler = Scheduler(max_batch_size=1, priority_batch_size=0, max_crashes=2)
     scheduler.submit(request(["a", "b", "c"], request_id=4))
-    scheduler.worker_ready(b"w", 5)
-    first, second = [part for _, part in scheduler.next_assignments()]
-    assert scheduler.worker_done(b"w", second.key) is None
-    assert scheduler.worker_done(b"w", first.key) == (b"c", b"4")
+    scheduler.submit(request(["d"], request_id=5))
+    scheduler.worker_ready(b"w1", 2)
+    (_, first), (_, second) = scheduler.next_assignments()
+    assert scheduler.worker_lost(b"w1", first.key) == []
+    assert [p.key for p in list(scheduler.normal)[:2]] == [first.key, second.key]
+    scheduler.worker_ready(b"w2", 1)
+    ((_, again),) = scheduler.next_assignments()
+    assert scheduler.worker_lost(b"w2", again.key) == [((b"c", b"4"), 2)]
+    assert [p.request_id for p in scheduler.normal] == [b"5"], "the poison request is gone"
+
+
+def test_after_a_sink_restart_unanswered_requests_run_again():
+    scheduler = Scheduler(max_batch_size=1, priority_batch_size=0)
+    scheduler.submit(request(["a", "b"], request_id=1))
+    scheduler.submit(request(["c"], request_id=2))
+    scheduler.submit(request(["d"], request_id=3))
+    scheduler.worker_ready(b"w", 3)
+    for _, part in scheduler.next_assignments():
+        scheduler.worker_done(b"w", part.key)
+    scheduler.published((b"c", b"2"))
+    assert scheduler.requeue_unanswered() == {(b"c", b"1"): 2, (b"c", b"3"): 1}
+    assert [(p.request_id, p.index) for p in scheduler.normal] == [(b"1", 0), (b"1", 1), (b"3", 0)]
 
 
 def test_statistics_report_rates_clients_and_latency():
@@ -196,3 +216,11 @@ def test_statistics_report_rates_clients_and_latency():
     assert snapshot["recent_seq_per_second"] > 0
     assert snapshot["latency_ms"]["count"] == 1
     assert snapshot["num_queued_parts"] == 3 and snapshot["num_in_flight_parts"] == 1
+
+
+def test_the_shared_slot_names_a_part_with_any_identity():
+    from bert_serving.server.worker import part_from_slot, part_slot_value
+
+    key = (b"\x00 odd id\xff", b"12", b"3")
+    assert part_from_slot(part_slot_value(key)) == key
+    assert part_from_slot(b"") is None

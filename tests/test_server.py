@@ -312,7 +312,7 @@ def ports_are_free(*ports: int) -> bool:
 
 def test_terminate_cli_stops_everything_and_frees_the_ports(google_model_dir):
     with running_server(google_model_dir) as running:
-        children = list(running._children)
+        children = [child.process for child in running.supervisor.children]
         result = subprocess.run(
             [
                 sys.executable,

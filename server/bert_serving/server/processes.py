@@ -36,6 +36,12 @@ def _main_script_hidden():
                     setattr(main, name, value)
 
 
+def shared_slot(size: int = 1024):
+    """Bytes a child writes and its parent reads, even after the child died: unlike a
+    message, a write to shared memory cannot be lost in a socket buffer."""
+    return multiprocessing.get_context("spawn").Array("c", size, lock=False)
+
+
 def spawn(target: Callable, args: tuple, name: str) -> tuple[multiprocessing.Process, Connection]:
     """Start ``target(*args, startup)`` in a fresh interpreter; ``startup`` is the sending end
     of a pipe on which the child reports ``("ready", ...)`` or ``("error", message)``."""

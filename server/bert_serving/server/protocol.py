@@ -26,6 +26,7 @@ RESULT = b"RESULT"  # worker -> sink: the vectors of one part
 READY = b"READY"  # worker -> ventilator: give me this many parts
 DONE = b"DONE"  # worker -> ventilator: one part finished, one more credit
 STOP = b"STOP"  # ventilator -> worker, sink: shut down
+PUBLISHED = b"PUBLISHED"  # sink -> ventilator: the answer of a request went out
 
 Texts = Union[List[str], List[List[str]]]
 

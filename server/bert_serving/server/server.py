@@ -28,18 +28,15 @@ from .default_model import default_model_dir
 from .devices import assign_devices
 from .logger import get_logger
 from .model.checkpoint import inspect_model
-from .sink import start_sink
 from .statistics import ServerStatistics
+from .supervisor import ServerStartError, Supervisor
 from .ventilator import Scheduler
-from .worker import WorkerAddresses, start_worker
+from .worker import part_from_slot
 
 BIND_HOST = "*"
-STARTUP_TIMEOUT = 600.0  # seconds for a worker to load its model
-CHILD_EXIT_TIMEOUT = 10.0
+SUPERVISE_INTERVAL = 0.25  # seconds between checks that every child is alive
 
-
-class ServerStartError(RuntimeError):
-    """A child process could not start (a port in use, a model a worker cannot load)."""
+__all__ = ["BertServer", "ServerStartError"]
 
 
 class BertServer(threading.Thread):
@@ -80,9 +77,6 @@ class BertServer(threading.Thread):
         self.error: Exception | None = None
         self._stop_requested = threading.Event()
         self._start_time = datetime.now()
-        self._children: list = []
-        self._signalled_children: list = []
-        self._starting: dict = {}
         for port in (args.port_out, args.http_port):
             if port is not None:
                 _check_port_free(port)
@@ -106,8 +100,14 @@ class BertServer(threading.Thread):
 
     def run(self) -> None:
         self._ipc_dir = Path(tempfile.mkdtemp(prefix="bert-serving-"))
+        self.supervisor = Supervisor(self.args, self.devices, self._ipc_dir, BIND_HOST, self.logger)
         try:
-            self._start_children()
+            self._open_internal_sockets()
+            self.supervisor.start_sink()
+            for index in range(len(self.devices)):
+                self.supervisor.start_worker(index)
+            if self.args.http_port is not None:
+                self.supervisor.start_proxy()
             self._serve()
         except Exception as err:
             self.error = err
@@ -152,57 +152,30 @@ class BertServer(threading.Thread):
 
     # -- children -----------------------------------------------------------------------
 
-    def _start_children(self) -> None:
-        inbox = f"ipc://{self._ipc_dir}/sink"
-        sink_process, sink_pipe = start_sink(
-            self.args.port_out, BIND_HOST, inbox, self.args.verbose
-        )
-        self._children.append(sink_process)
-        self._expect_startup(sink_process, sink_pipe, 60.0)
-        self.sink = self._context.socket(zmq.PUSH)
-        self.sink.setsockopt(zmq.LINGER, 1000)
-        self.sink.connect(inbox)
+    def _open_internal_sockets(self) -> None:
         self.workers = self._context.socket(zmq.ROUTER)
         self.workers.setsockopt(zmq.LINGER, 0)
-        self.workers.bind(f"ipc://{self._ipc_dir}/workers")
-        addresses = WorkerAddresses(f"ipc://{self._ipc_dir}/workers", inbox)
-        num_cpu = sum(1 for device in self.devices if device < 0)
-        for worker_id, device in enumerate(self.devices):
-            self._expect(*start_worker(worker_id, device, self.args, addresses, num_cpu))
-        if self.args.http_port is not None:  # its clients' handshakes need the loop running
-            from .http.proxy import start_proxy
+        self.workers.bind(self.supervisor.worker_addresses.ventilator)
+        self.confirmations = self._context.socket(zmq.PULL)
+        self.confirmations.setsockopt(zmq.LINGER, 0)
+        self.confirmations.bind(self.supervisor.ventilator_inbox)
+        self.sink = self._context.socket(zmq.PUSH)
+        self.sink.setsockopt(zmq.LINGER, 1000)
+        self.sink.connect(self.supervisor.sink_inbox)
 
-            process, pipe = start_proxy(self.args)
-            self._signalled_children.append(process)
-            self._expect(process, pipe)
-
-    def _expect(self, process, pipe) -> None:
-        """Track a child that reports on its startup pipe while the loop already serves."""
-        self._children.append(process)
-        self._starting[process.name] = (process, pipe, time.monotonic() + STARTUP_TIMEOUT)
-
-    def _expect_startup(self, process, pipe, timeout: float) -> None:
-        if not pipe.poll(timeout):
-            raise ServerStartError(f"{process.name} did not start within {timeout:.0f} s")
-        status, detail = pipe.recv()
-        if status != "ready":
-            raise ServerStartError(detail)
-
-    def _check_startup(self) -> None:
-        """Collect the READY/error reports of loading children without blocking the loop."""
-        for name, (process, pipe, deadline) in list(self._starting.items()):
-            if pipe.poll():
-                status, detail = pipe.recv()
-                if status != "ready":
-                    raise ServerStartError(detail)
-                del self._starting[name]
-            elif not process.is_alive():
-                raise ServerStartError(
-                    f"{name} exited while starting (exit code {process.exitcode})"
+    def _supervise(self) -> None:
+        """Replace children that died; their work is queued again, nothing is lost."""
+        for child in self.supervisor.check():
+            if child.role == "worker":
+                self._replace_worker(child)
+            elif child.role == "sink":
+                self._replace_sink(child)
+            else:
+                self.logger.error(
+                    "the HTTP proxy died (exit code %s), starting a new one", child.process.exitcode
                 )
-            elif time.monotonic() > deadline:
-                raise ServerStartError(f"{name} did not start within {STARTUP_TIMEOUT:.0f} s")
-        if not self._starting and not self.is_ready.is_set():
+                self.supervisor.start_proxy()
+        if not self.supervisor.loading and not self.is_ready.is_set():
             self.is_ready.set()
             self.logger.info(
                 "all %d workers ready, serving on ports %d (in) and %d (out)",
@@ -211,39 +184,59 @@ class BertServer(threading.Thread):
                 self.args.port_out,
             )
 
+    def _replace_worker(self, child) -> None:
+        parts = len(self.scheduler.in_flight.get(child.identity, {}))
+        suspect = part_from_slot(child.current_part.value)
+        poisoned = self.scheduler.worker_lost(child.identity, suspect)
+        self.logger.error(
+            "%s died (exit code %s): %d parts queued again, starting a replacement",
+            child.name,
+            child.process.exitcode,
+            parts,
+        )
+        for (client, request_id), crashes in poisoned:
+            message = (
+                f"request {request_id.decode()} was refused: encoding it crashed a "
+                f"worker {crashes} times"
+            )
+            self._send_error(client, request_id, message)
+        self.supervisor.start_worker(child.index)
+
+    def _replace_sink(self, child) -> None:
+        self.logger.error(
+            "the sink died (exit code %s), starting a new one", child.process.exitcode
+        )
+        self.supervisor.start_sink()
+        unanswered = self.scheduler.requeue_unanswered()
+        for (client, request_id), num_parts in unanswered.items():
+            self.sink.send_multipart([protocol.JOB, client, request_id, str(num_parts).encode()])
+        self.logger.info("the new sink serves; %d unanswered requests run again", len(unanswered))
+
     def _stop_children(self) -> None:
-        for process in self._signalled_children:  # the HTTP proxy stops on SIGTERM
-            process.terminate()
-        for name in ("workers", "sink"):
-            sock = getattr(self, name, None)
-            if sock is None:
-                continue
-            if name == "workers":
-                for worker in self.scheduler.credit:
-                    sock.send_multipart([worker, protocol.STOP])
-            else:
-                sock.send_multipart([protocol.STOP])
-        deadline = time.monotonic() + CHILD_EXIT_TIMEOUT
-        for process in self._children:
-            process.join(max(0.1, deadline - time.monotonic()))
-            if process.is_alive():
-                self.logger.warning("%s did not stop in time, terminating it", process.name)
-                process.terminate()
-                process.join(5)
-            if process.is_alive():
-                process.kill()
-                process.join(5)
+        if getattr(self, "supervisor", None) is None:
+            return
+        if getattr(self, "workers", None) is not None:
+            for child in self.supervisor.workers:
+                self.workers.send_multipart([child.identity, protocol.STOP])
+            self.sink.send_multipart([protocol.STOP])
+        self.supervisor.stop()
 
     # -- the loop -----------------------------------------------------------------------
 
     def _serve(self) -> None:
         poller = zmq.Poller()
-        poller.register(self.frontend, zmq.POLLIN)
-        poller.register(self.workers, zmq.POLLIN)
+        for sock in (self.frontend, self.workers, self.confirmations):
+            poller.register(sock, zmq.POLLIN)
+        next_check = 0.0
         while not self._stop_requested.is_set():
-            if self._starting:
-                self._check_startup()
+            if time.monotonic() >= next_check:
+                self._supervise()
+                next_check = time.monotonic() + SUPERVISE_INTERVAL
             events = dict(poller.poll(100))
+            if self.confirmations in events:
+                _, client, request_id = self.confirmations.recv_multipart()
+                self.scheduler.published((client, request_id))
+                self.statistics.record_finished(client, int(request_id))
             if self.workers in events:
                 self._on_worker(self.workers.recv_multipart())
             if self.frontend in events and self._on_client(self.frontend.recv_multipart()):
@@ -256,9 +249,7 @@ class BertServer(threading.Thread):
         if kind == protocol.READY:
             self.scheduler.worker_ready(worker, int(frames[2]))
         elif kind == protocol.DONE:
-            finished = self.scheduler.worker_done(worker, tuple(frames[2:5]))
-            if finished is not None:
-                self.statistics.record_finished(finished[0], int(finished[1]))
+            self.scheduler.worker_done(worker, tuple(frames[2:5]))
 
     def _on_client(self, frames: list[bytes]) -> bool:
         """Handle one client message; True when it asked the server to terminate."""
@@ -329,7 +320,8 @@ class BertServer(threading.Thread):
                 "zmq_version": zmq.zmq_version(),
                 "server_start_time": str(self._start_time),
                 "server_current_time": str(datetime.now()),
-                "num_process": len(self._children) + 1,
+                "num_process": len(self.supervisor.children) + 1,
+                "num_restarts": self.supervisor.restarts,
                 "device_map": self.devices,
                 "ready": self.is_ready.is_set(),
                 "model": {

@@ -21,6 +21,7 @@ from .processes import spawn
 
 HOLD_SECONDS = 10.0  # how long an answer waits for its client's subscription
 FINISHED_MEMORY = 10000  # recently finished requests, to drop late duplicates of their parts
+ORPHAN_SECONDS = 60.0  # parts of a request never announced (re-runs after a restart) expire
 
 
 @dataclass
@@ -29,6 +30,7 @@ class PendingRequest:
 
     num_parts: int | None = None
     parts: dict[int, tuple[np.ndarray, object]] = field(default_factory=dict)
+    created: float = field(default_factory=time.monotonic)
 
     @property
     def complete(self) -> bool:
@@ -49,9 +51,10 @@ class PendingRequest:
 class Publisher:
     """An XPUB socket that knows who listens and holds answers for clients not yet there."""
 
-    def __init__(self, socket: zmq.Socket, logger):
+    def __init__(self, socket: zmq.Socket, logger, on_gone=None):
         self.socket = socket
         self.logger = logger
+        self.on_gone = on_gone or (lambda frames: None)  # called once an answer left or expired
         self.listeners: dict[bytes, int] = {}
         self.held: list[tuple[float, list[bytes]]] = []
 
@@ -71,7 +74,7 @@ class Publisher:
 
     def publish(self, frames: list[bytes]) -> None:
         if self.is_listened(frames[0]):
-            self.socket.send_multipart(frames, copy=False)
+            self._send(frames)
         else:
             self.held.append((time.monotonic() + HOLD_SECONDS, frames))
 
@@ -80,12 +83,17 @@ class Publisher:
         now, still_held = time.monotonic(), []
         for deadline, frames in self.held:
             if self.is_listened(frames[0]):
-                self.socket.send_multipart(frames, copy=False)
+                self._send(frames)
             elif deadline < now:
                 self.logger.warning("dropped an answer for %r: it never subscribed", frames[0][:40])
+                self.on_gone(frames)
             else:
                 still_held.append((deadline, frames))
         self.held = still_held
+
+    def _send(self, frames: list[bytes]) -> None:
+        self.socket.send_multipart(frames, copy=False)
+        self.on_gone(frames)
 
 
 class Sink:
@@ -114,6 +122,14 @@ class Sink:
         else:
             self.logger.error("unknown internal message %r", kind[:20])
 
+    def sweep_orphans(self) -> None:
+        """Drop parts whose request was never announced: results of requests that an earlier
+        sink answered, re-sent to this one after a restart."""
+        expired = time.monotonic() - ORPHAN_SECONDS
+        for key, request in list(self.pending.items()):
+            if request.num_parts is None and request.created < expired:
+                del self.pending[key]
+
     def _request(self, client: bytes, request_id: bytes) -> PendingRequest:
         return self.pending.setdefault((client, request_id), PendingRequest())
 
@@ -141,8 +157,14 @@ class Sink:
             self.finished.popitem(last=False)
 
 
-def run_sink(port_out: int, bind_host: str, inbox: str, verbose: bool, startup) -> None:
-    """Process entry point (spawned): bind, report to ``startup``, serve until STOP."""
+def run_sink(
+    port_out: int, bind_host: str, inbox: str, ventilator: str, verbose: bool, startup
+) -> None:
+    """Process entry point (spawned): bind, report to ``startup``, serve until STOP.
+
+    Every answer sent (or given up on) is confirmed to the ventilator at ``ventilator``,
+    which keeps a request's parts until then, to re-run them if this process dies.
+    """
     logger = get_logger("SINK", verbose)
     context = zmq.Context()
     publisher_socket = context.socket(zmq.XPUB)
@@ -150,6 +172,9 @@ def run_sink(port_out: int, bind_host: str, inbox: str, verbose: bool, startup) 
     publisher_socket.setsockopt(zmq.LINGER, 1000)
     receiver = context.socket(zmq.PULL)
     receiver.setsockopt(zmq.LINGER, 0)
+    confirmations = context.socket(zmq.PUSH)
+    confirmations.setsockopt(zmq.LINGER, 1000)
+    confirmations.connect(ventilator)
     try:
         publisher_socket.bind(f"tcp://{bind_host}:{port_out}")
         receiver.bind(inbox)
@@ -159,11 +184,17 @@ def run_sink(port_out: int, bind_host: str, inbox: str, verbose: bool, startup) 
         return
     startup.send(("ready", "sink"))
     logger.info("publishing results on port %d", port_out)
-    publisher = Publisher(publisher_socket, logger)
+
+    def confirm(frames: list[bytes]) -> None:
+        if len(frames) == 4:  # an encoding or an error; config and status need no re-run
+            confirmations.send_multipart([protocol.PUBLISHED, frames[0], frames[3]])
+
+    publisher = Publisher(publisher_socket, logger, confirm)
     sink = Sink(publisher, logger)
     poller = zmq.Poller()
     poller.register(publisher_socket, zmq.POLLIN)
     poller.register(receiver, zmq.POLLIN)
+    next_sweep = time.monotonic() + ORPHAN_SECONDS
     while True:
         events = dict(poller.poll(200))
         if publisher_socket in events:
@@ -178,11 +209,14 @@ def run_sink(port_out: int, bind_host: str, inbox: str, verbose: bool, startup) 
                 logger.error("dropped a malformed internal message: %s", err)
         if publisher.held:
             publisher.flush()
+        if time.monotonic() > next_sweep:
+            sink.sweep_orphans()
+            next_sweep = time.monotonic() + ORPHAN_SECONDS / 4
     publisher.flush()
     logger.info("stopped")
     context.destroy(linger=1000)
 
 
-def start_sink(port_out: int, bind_host: str, inbox: str, verbose: bool):
+def start_sink(port_out: int, bind_host: str, inbox: str, ventilator: str, verbose: bool):
     """Spawn the sink; return (process, startup pipe)."""
-    return spawn(run_sink, (port_out, bind_host, inbox, verbose), "bert-sink")
+    return spawn(run_sink, (port_out, bind_host, inbox, ventilator, verbose), "SINK")

@@ -8,7 +8,7 @@ Workers are given parts only while they have credit (READY/DONE), so the queue s
 from __future__ import annotations
 
 import json
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass
 
 from . import protocol
@@ -51,41 +51,83 @@ def split_request(request: protocol.Request, max_batch_size: int, priority: bool
 
 
 class Scheduler:
-    """Queues of parts and the credit and in-flight parts of each worker."""
+    """The queues, the workers' credit and in-flight parts, and every request's parts until
+    the sink confirms that its answer went out.
 
-    def __init__(self, max_batch_size: int, priority_batch_size: int):
+    Keeping the parts until then is what makes crashes survivable: the parts of a worker that
+    dies are queued again, and so are those of every unanswered request when the sink dies.
+    """
+
+    def __init__(self, max_batch_size: int, priority_batch_size: int, max_crashes: int = 2):
         self.max_batch_size = max_batch_size
         self.priority_batch_size = priority_batch_size
+        self.max_crashes = max_crashes
         self.priority: deque[Part] = deque()
         self.normal: deque[Part] = deque()
         self.credit: dict[bytes, int] = {}
         self.in_flight: dict[bytes, dict[tuple, Part]] = {}
-        self.remaining: dict[tuple[bytes, bytes], int] = {}  # parts not yet done, per request
+        self.requests: dict[tuple[bytes, bytes], list[Part]] = {}
+        self.crashes: Counter[tuple] = Counter()
 
     def submit(self, request: protocol.Request) -> int:
         """Queue a request's parts; return how many there are."""
         priority = len(request.texts) <= self.priority_batch_size
         parts = split_request(request, self.max_batch_size, priority)
         (self.priority if priority else self.normal).extend(parts)
-        self.remaining[(request.client, str(request.request_id).encode())] = len(parts)
+        self.requests[parts[0].key[:2]] = parts
         return len(parts)
 
     def worker_ready(self, worker: bytes, credit: int) -> None:
         self.credit[worker] = credit
         self.in_flight.setdefault(worker, {})
 
-    def worker_done(self, worker: bytes, key: tuple) -> tuple[bytes, bytes] | None:
-        """Return credit to the worker; return (client, request id) when that was the
-        request's last part."""
-        if self.in_flight.get(worker, {}).pop(key, None) is None:
-            return None
-        self.credit[worker] += 1
-        request = key[:2]
-        self.remaining[request] -= 1
-        if self.remaining[request] > 0:
-            return None
-        del self.remaining[request]
-        return request
+    def worker_done(self, worker: bytes, key: tuple) -> None:
+        if self.in_flight.get(worker, {}).pop(key, None) is not None:
+            self.credit[worker] += 1
+
+    def worker_lost(
+        self, worker: bytes, suspect: tuple | None
+    ) -> list[tuple[tuple[bytes, bytes], int]]:
+        """Queue a dead worker's parts again, first in line. The part it was encoding
+        (``suspect``) is blamed; a request whose part crashed ``max_crashes`` workers is
+        dropped and returned (with its count) so that its client gets an error instead of
+        endless retries."""
+        parts = self.in_flight.pop(worker, {})
+        self.credit.pop(worker, None)
+        poisoned = []
+        if suspect is not None:
+            self.crashes[suspect] += 1
+            if self.crashes[suspect] >= self.max_crashes:
+                poisoned.append((suspect[:2], self.crashes[suspect]))
+                self.forget(suspect[:2])
+        self._requeue_first([p for p in parts.values() if p.key[:2] in self.requests])
+        return poisoned
+
+    def published(self, request: tuple[bytes, bytes]) -> None:
+        """The sink sent the answer: the parts are no longer needed."""
+        self.forget(request)
+
+    def forget(self, request: tuple[bytes, bytes]) -> None:
+        parts = self.requests.pop(request, [])
+        for part in parts:
+            self.crashes.pop(part.key, None)
+        if parts:
+            self.priority = deque(p for p in self.priority if p.key[:2] != request)
+            self.normal = deque(p for p in self.normal if p.key[:2] != request)
+
+    def requeue_unanswered(self) -> dict[tuple[bytes, bytes], int]:
+        """After the sink died: queue again every part of every unanswered request that is
+        not waiting in the queue already (its result may have died with the sink); return
+        the number of parts of each such request, to announce them to the new sink."""
+        queued = {part.key for part in self.priority} | {part.key for part in self.normal}
+        self._requeue_first(
+            [part for parts in self.requests.values() for part in parts if part.key not in queued]
+        )
+        return {request: len(parts) for request, parts in self.requests.items()}
+
+    def _requeue_first(self, parts: list[Part]) -> None:
+        for part in reversed(parts):
+            (self.priority if part.priority else self.normal).appendleft(part)
 
     def next_assignments(self) -> list[tuple[bytes, Part]]:
         """Pop queued parts for workers with credit, most credit first (spreads the load)."""

@@ -28,7 +28,14 @@ class WorkerAddresses:
 
 
 def run_worker(
-    worker_id: int, device_id: int, args, addresses: WorkerAddresses, num_cpu_workers: int, startup
+    worker_id: int,
+    identity: bytes,
+    device_id: int,
+    args,
+    addresses: WorkerAddresses,
+    num_cpu_workers: int,
+    current_part,
+    startup,
 ) -> None:
     """Process entry point (spawned): load the model, report to ``startup``, serve parts."""
     os.environ.update(worker_environment(device_id, args.verbose))
@@ -41,7 +48,7 @@ def run_worker(
         return
     startup.send(("ready", worker_id))
     logger.info("ready on %s", "CPU" if device_id < 0 else f"GPU {device_id}")
-    _serve(worker_id, encoder, args, addresses, logger)
+    _serve(identity, encoder, args, addresses, current_part, logger)
 
 
 @contextmanager
@@ -115,10 +122,14 @@ class Inbox:
         return (self.priority or self.normal).popleft()
 
 
-def _serve(worker_id: int, encoder, args, addresses: WorkerAddresses, logger) -> None:
+def _serve(
+    identity: bytes, encoder, args, addresses: WorkerAddresses, current_part, logger
+) -> None:
+    """Encode parts until STOP. ``current_part`` (shared memory) names the part being encoded,
+    so that if this process dies on it, the ventilator knows which part to blame."""
     context = zmq.Context()
     jobs = context.socket(zmq.DEALER)
-    jobs.setsockopt(zmq.IDENTITY, f"worker-{worker_id}".encode())
+    jobs.setsockopt(zmq.IDENTITY, identity)
     jobs.setsockopt(zmq.LINGER, 0)
     jobs.connect(addresses.ventilator)
     results = context.socket(zmq.PUSH)
@@ -141,9 +152,11 @@ def _serve(worker_id: int, encoder, args, addresses: WorkerAddresses, logger) ->
                 inbox.put(frames)
                 flags = zmq.NOBLOCK
             part = inbox.take()
+            current_part.value = part_slot_value(part[:3])
             results.send_multipart(
                 _encode_part(encoder, part, args.show_tokens_to_client, logger), copy=False
             )
+            current_part.value = b""
             jobs.send_multipart([protocol.DONE, *part[:3]])
     finally:
         jobs.close()
@@ -170,12 +183,31 @@ def _encode_part(encoder, frames: list[bytes], with_tokens: bool, logger) -> lis
     ]
 
 
+def part_slot_value(key: list[bytes] | tuple[bytes, ...]) -> bytes:
+    """A part's key as the bytes kept in the shared slot (the identity may hold any byte)."""
+    client, request_id, index = key
+    return b"%s %s %s" % (client.hex().encode(), request_id, index)
+
+
+def part_from_slot(value: bytes) -> tuple[bytes, bytes, bytes] | None:
+    if not value:
+        return None
+    client, request_id, index = value.split(b" ")
+    return bytes.fromhex(client.decode()), request_id, index
+
+
 def start_worker(
-    worker_id: int, device_id: int, args, addresses: WorkerAddresses, num_cpu_workers: int
+    worker_id: int,
+    identity: bytes,
+    device_id: int,
+    args,
+    addresses: WorkerAddresses,
+    num_cpu_workers: int,
+    current_part,
 ):
     """Spawn a worker; return (process, startup pipe)."""
     return spawn(
         run_worker,
-        (worker_id, device_id, args, addresses, num_cpu_workers),
-        f"bert-worker-{worker_id}",
+        (worker_id, identity, device_id, args, addresses, num_cpu_workers, current_part),
+        f"WORKER-{worker_id}",
     )

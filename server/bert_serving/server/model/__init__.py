@@ -8,8 +8,16 @@ from .checkpoint import ModelSpec, inspect_model, load_weights
 from .config import BertConfig
 from .errors import ModelError
 
-__all__ = ["BertConfig", "EncoderSettings", "Encoding", "ModelError", "ModelSpec",
-           "SentenceEncoder", "inspect_model", "load_weights"]
+__all__ = [
+    "BertConfig",
+    "EncoderSettings",
+    "Encoding",
+    "ModelError",
+    "ModelSpec",
+    "SentenceEncoder",
+    "inspect_model",
+    "load_weights",
+]
 
 
 def __getattr__(name: str):

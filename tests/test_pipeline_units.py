@@ -224,3 +224,21 @@ def test_the_shared_slot_names_a_part_with_any_identity():
     key = (b"\x00 odd id\xff", b"12", b"3")
     assert part_from_slot(part_slot_value(key)) == key
     assert part_from_slot(b"") is None
+
+
+def test_wrong_frame_counts_are_answered_when_identity_and_id_are_readable():
+    import pytest
+
+    with pytest.raises(protocol.BadRequestError, match="expected 4 frames .* got 3"):
+        protocol.parse_request([b"me", b'["a"]', b"7"])
+    with pytest.raises(protocol.BadRequestError, match="got 5"):
+        protocol.parse_request([b"me", b'["a"]', b"7", b"1", b"extra"])
+    for unanswerable in (
+        [b"me"],
+        [b"me", b"x"],
+        [b"", b"x", b"1", b"1"],
+        [b"me", b"x", b"id", b"1"],
+    ):
+        with pytest.raises(ValueError) as caught:
+            protocol.parse_request(unanswerable)
+        assert not isinstance(caught.value, protocol.BadRequestError)

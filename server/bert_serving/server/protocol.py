@@ -53,18 +53,19 @@ def dumps(obj: Any) -> bytes:
 def parse_request(frames: list[bytes]) -> Request:
     """Parse and check the 4 request frames; raise BadRequestError saying what is wrong.
 
-    A request whose client identity cannot be read raises plain ValueError: there is
-    nobody to answer.
+    BadRequestError is answered to the identity in frame 0 on the request id in frame 2.
+    A message without both (a readable identity and a numeric id) raises plain ValueError:
+    there is nobody to answer.
     """
-    if len(frames) != 4:
+    if len(frames) < 3 or not frames[0] or not frames[2].isdigit():
         raise ValueError(
+            f"no identity and numeric request id to answer in a {len(frames)}-frame message"
+        )
+    if len(frames) != 4:
+        raise BadRequestError(
             f"expected 4 frames (identity, payload, request id, count), got {len(frames)}"
         )
     client, payload, raw_id, raw_count = frames
-    if not client:
-        raise ValueError("empty client identity")
-    if not raw_id.isdigit():
-        raise ValueError(f"request id must be ASCII digits, got {raw_id[:20]!r}")
     request_id = int(raw_id)
     if payload in COMMANDS:
         return Request(client, request_id, command=payload)

@@ -35,6 +35,7 @@ from .worker import part_from_slot
 
 BIND_HOST = "*"
 SUPERVISE_INTERVAL = 0.25  # seconds between checks that every child is alive
+DRAIN_SECONDS = 10.0  # at shutdown, how long accepted requests may take to finish
 
 __all__ = ["BertServer", "ServerStartError"]
 
@@ -224,6 +225,7 @@ class BertServer(threading.Thread):
     # -- the loop -----------------------------------------------------------------------
 
     def _serve(self) -> None:
+        """Serve until TERMINATION or close(); then drain: answer what was accepted."""
         poller = zmq.Poller()
         for sock in (self.frontend, self.workers, self.confirmations):
             poller.register(sock, zmq.POLLIN)
@@ -233,16 +235,41 @@ class BertServer(threading.Thread):
                 self._supervise()
                 next_check = time.monotonic() + SUPERVISE_INTERVAL
             events = dict(poller.poll(100))
-            if self.confirmations in events:
-                _, client, request_id = self.confirmations.recv_multipart()
-                self.scheduler.published((client, request_id))
-                self.statistics.record_finished(client, int(request_id))
-            if self.workers in events:
-                self._on_worker(self.workers.recv_multipart())
+            self._on_internal(events)
             if self.frontend in events and self._on_client(self.frontend.recv_multipart()):
-                return
-            for worker, part in self.scheduler.next_assignments():
-                self.workers.send_multipart([worker, *part.frames()])
+                break
+            self._dispatch()
+        poller.unregister(self.frontend)
+        self._drain(poller)
+
+    def _drain(self, poller: zmq.Poller) -> None:
+        """Finish the requests already accepted, for at most DRAIN_SECONDS."""
+        deadline = time.monotonic() + DRAIN_SECONDS
+        if self.scheduler.requests:
+            self.logger.info(
+                "finishing %d accepted requests before stopping", len(self.scheduler.requests)
+            )
+        while self.scheduler.requests and time.monotonic() < deadline:
+            self._on_internal(dict(poller.poll(100)))
+            self._dispatch()
+        if self.scheduler.requests:
+            self.logger.warning(
+                "stopping with %d requests unanswered after %.0f s",
+                len(self.scheduler.requests),
+                DRAIN_SECONDS,
+            )
+
+    def _on_internal(self, events: dict) -> None:
+        if self.confirmations in events:
+            _, client, request_id = self.confirmations.recv_multipart()
+            self.scheduler.published((client, request_id))
+            self.statistics.record_finished(client, int(request_id))
+        if self.workers in events:
+            self._on_worker(self.workers.recv_multipart())
+
+    def _dispatch(self) -> None:
+        for worker, part in self.scheduler.next_assignments():
+            self.workers.send_multipart([worker, *part.frames()])
 
     def _on_worker(self, frames: list[bytes]) -> None:
         worker, kind = frames[0], frames[1]

@@ -8,6 +8,7 @@ sees every subscription, so an answer for a client whose subscription has not ar
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -195,7 +196,8 @@ def run_sink(
     poller.register(publisher_socket, zmq.POLLIN)
     poller.register(receiver, zmq.POLLIN)
     next_sweep = time.monotonic() + ORPHAN_SECONDS
-    while True:
+    parent = os.getppid()
+    while os.getppid() == parent:  # no orphan: exit when the server process is gone
         events = dict(poller.poll(200))
         if publisher_socket in events:
             publisher.on_subscription(publisher_socket.recv())

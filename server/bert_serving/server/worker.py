@@ -20,6 +20,8 @@ from .devices import gpu_memory_limit_mb, worker_environment
 from .logger import get_logger
 from .processes import spawn
 
+PARENT_CHECK_MS = 1000  # an idle worker checks this often that the server still exists
+
 
 @dataclass(frozen=True)
 class WorkerAddresses:
@@ -137,10 +139,16 @@ def _serve(
     results.connect(addresses.sink)
     jobs.send_multipart([protocol.READY, str(args.prefetch_size).encode()])
     inbox = Inbox()
+    parent = os.getppid()
     try:
         while True:
             # wait only when there is nothing to do, then take everything that arrived
-            flags = zmq.NOBLOCK if inbox else 0
+            if not inbox:
+                while not jobs.poll(PARENT_CHECK_MS):
+                    if os.getppid() != parent:
+                        logger.warning("the server process is gone, exiting")
+                        return
+            flags = zmq.NOBLOCK
             while True:
                 try:
                     frames = jobs.recv_multipart(flags)
@@ -150,7 +158,6 @@ def _serve(
                     logger.info("stopping")
                     return
                 inbox.put(frames)
-                flags = zmq.NOBLOCK
             part = inbox.take()
             current_part.value = part_slot_value(part[:3])
             results.send_multipart(

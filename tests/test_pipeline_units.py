@@ -7,6 +7,7 @@ import logging
 import types
 
 import numpy as np
+import pytest
 
 from bert_serving.server import protocol
 from bert_serving.server.sink import Publisher, Sink
@@ -227,9 +228,8 @@ def test_the_shared_slot_names_a_part_with_any_identity():
 
 
 def test_wrong_frame_counts_are_answered_when_identity_and_id_are_readable():
-    import pytest
 
-    with pytest.raises(protocol.BadRequestError, match="expected 4 frames .* got 3"):
+    with pytest.raises(protocol.BadRequestError, match=r"expected 4 frames .* got 3"):
         protocol.parse_request([b"me", b'["a"]', b"7"])
     with pytest.raises(protocol.BadRequestError, match="got 5"):
         protocol.parse_request([b"me", b'["a"]', b"7", b"1", b"extra"])

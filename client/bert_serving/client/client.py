@@ -25,6 +25,7 @@ from .protocol import (
     request_frames,
     texts_payload,
 )
+from .security import KeySource, curve_client_options
 
 OUTPUT_FORMATS = ("ndarray", "list")
 # config/status requests are bounded even with timeout=-1: a missing server must not hang us
@@ -53,6 +54,9 @@ class BertClient:
     status requests always give up after DEFAULT_COMMAND_TIMEOUT_MS at most.
     `ignore_all_checks` skips the config handshake, which is also what makes sure the
     server already publishes to us: an immediate first request may then lose its answer.
+    `curve_server_key` (the server's public key: Z85 text or a zmq.auth key file) turns on
+    CURVE encryption; `curve_client_keys` (this client's .key_secret file or a
+    (public, secret) pair) is needed when the server only accepts listed client keys.
     """
 
     def __init__(
@@ -68,6 +72,8 @@ class BertClient:
         check_token_info: bool = True,
         ignore_all_checks: bool = False,
         timeout: int = -1,
+        curve_server_key: KeySource | None = None,
+        curve_client_keys: KeySource | tuple[bytes, bytes] | None = None,
     ) -> None:
         if output_fmt not in OUTPUT_FORMATS:
             raise ValueError(f"output_fmt must be one of {OUTPUT_FORMATS}, got {output_fmt!r}")
@@ -83,13 +89,18 @@ class BertClient:
         self._send_lock = threading.Lock()
         self._batch_sender: BatchSender | None = None
         self._closed = False
+        curve = curve_client_options(curve_server_key, curve_client_keys)
         self._context = zmq.Context()
         self._sender = self._context.socket(zmq.PUSH)
+        for option, value in curve.items():
+            self._sender.setsockopt(option, value)
         self._sender.setsockopt(zmq.LINGER, 0)
         if timeout > 0:
             self._sender.setsockopt(zmq.SNDTIMEO, timeout)
         self._sender.connect(f"tcp://{ip}:{port}")
         receiver = self._context.socket(zmq.SUB)
+        for option, value in curve.items():
+            receiver.setsockopt(option, value)
         receiver.setsockopt(zmq.LINGER, 0)
         receiver.setsockopt(zmq.SUBSCRIBE, self.identity)
         receiver.connect(f"tcp://{ip}:{port_out}")

@@ -13,9 +13,14 @@ import os
 from enum import Enum
 
 from bert_serving.server import __version__
+from bert_serving.server.security import check_key_files
 
 MIN_MAX_SEQ_LEN = 4
 MAX_PORT = 65535
+DEFAULT_HTTP_MAX_BODY = 10 * 1024 * 1024
+MIN_HTTP_MAX_BODY = 1024
+DEFAULT_MAX_REQUEST_BYTES = 100_000_000
+SECRET_ARGUMENTS = ("http_api_key",)  # never printed nor sent in SHOW_CONFIG
 
 
 class ArgumentError(ValueError):
@@ -110,6 +115,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     _add_file_paths(parser.add_argument_group("File Paths"))
     _add_bert_parameters(parser.add_argument_group("BERT Parameters"))
     _add_serving_configs(parser.add_argument_group("Serving Configs"))
+    _add_security_configs(parser.add_argument_group("Security and Limits"))
     parser.add_argument(
         "-verbose", action="store_true", default=False,
         help="log debug messages (and TensorFlow's own) as well",
@@ -209,6 +215,10 @@ def _add_serving_configs(group: argparse._ArgumentGroup) -> None:
         help="most BertClient connections the HTTP proxy keeps open",
     )
     group.add_argument(
+        "-http_max_body", type=int, default=DEFAULT_HTTP_MAX_BODY,
+        help="largest HTTP request body the proxy accepts, in bytes; larger ones get 413",
+    )
+    group.add_argument(
         "-cors", type=str, default="*",
         help="value of the Access-Control-Allow-Origin header for HTTP answers",
     )
@@ -251,6 +261,35 @@ def _add_serving_configs(group: argparse._ArgumentGroup) -> None:
     )
 
 
+def _add_security_configs(group: argparse._ArgumentGroup) -> None:
+    group.add_argument(
+        "-bind_ip", type=str, default="*",
+        help="interface the ports listen on: * for all, or an address such as 127.0.0.1",
+    )
+    group.add_argument(
+        "-max_request_bytes", type=int, default=DEFAULT_MAX_REQUEST_BYTES,
+        help="largest request a client may send, in bytes; larger ones get an error",
+    )
+    group.add_argument(
+        "-curve_secret_key", type=str, default=None,
+        help="the server's CURVE key pair (a zmq.auth .key_secret file): encrypt both ports",
+    )
+    group.add_argument(
+        "-curve_client_keys", type=str, default=None,
+        help="folder of the client public keys (zmq.auth .key files) allowed to connect",
+    )
+    group.add_argument(
+        "-http_api_key", type=str, default=os.environ.get("BERT_SERVING_HTTP_API_KEY"),
+        help="HTTP requests must send it as 'Authorization: Bearer KEY' or 'X-API-Key'; "
+        "default: $BERT_SERVING_HTTP_API_KEY (an environment variable keeps it out of ps)",
+    )
+
+
+def bind_address(bind_ip: str) -> str:
+    """The -bind_ip value as ZeroMQ and sockets take it ("localhost" is no interface)."""
+    return "127.0.0.1" if bind_ip == "localhost" else bind_ip
+
+
 def get_shutdown_parser() -> argparse.ArgumentParser:
     """Build the ``bert-serving-terminate`` parser."""
     parser = argparse.ArgumentParser(
@@ -285,12 +324,15 @@ def validate_args(args: argparse.Namespace) -> list[str]:
         *_check_at_least("priority_batch_size", args.priority_batch_size, 0),
         *_check_at_least("prefetch_size", args.prefetch_size, 1),
         *_check_at_least("http_max_connect", args.http_max_connect, 1),
+        *_check_at_least("http_max_body", args.http_max_body, MIN_HTTP_MAX_BODY),
         *_check_ports(args.port, args.port_out, args.http_port),
         *_check_memory_fraction(args.gpu_memory_fraction),
         *_check_device_ids(args.device_map),
         *_check_directory("model_dir", args.model_dir),
         *_check_directory("tuned_model_dir", args.tuned_model_dir),
         *_check_mask_cls_sep(args.mask_cls_sep, args.pooling_strategy),
+        *_check_at_least("max_request_bytes", args.max_request_bytes, 1024),
+        *check_key_files(args.curve_secret_key, args.curve_client_keys),
     ]
     if errors:
         raise ArgumentError("\n".join(errors))

@@ -50,6 +50,13 @@ def dumps(obj: Any) -> bytes:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
+def reply_address(frames: list[bytes]) -> tuple[bytes, bytes] | None:
+    """The identity and request id an answer would go to, if the message has both."""
+    if len(frames) >= 3 and frames[0] and frames[2].isdigit():
+        return frames[0], frames[2]
+    return None
+
+
 def parse_request(frames: list[bytes]) -> Request:
     """Parse and check the 4 request frames; raise BadRequestError saying what is wrong.
 
@@ -57,7 +64,7 @@ def parse_request(frames: list[bytes]) -> Request:
     A message without both (a readable identity and a numeric id) raises plain ValueError:
     there is nobody to answer.
     """
-    if len(frames) < 3 or not frames[0] or not frames[2].isdigit():
+    if reply_address(frames) is None:
         raise ValueError(
             f"no identity and numeric request id to answer in a {len(frames)}-frame message"
         )

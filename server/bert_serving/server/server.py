@@ -23,17 +23,17 @@ from pathlib import Path
 import zmq
 
 from . import __version__, protocol
-from .args import check_args_against_model, validate_args
+from .args import SECRET_ARGUMENTS, bind_address, check_args_against_model, validate_args
 from .default_model import default_model_dir
 from .devices import assign_devices
 from .logger import get_logger
 from .model.checkpoint import inspect_model
+from .security import CurveKeys
 from .statistics import ServerStatistics
 from .supervisor import ServerStartError, Supervisor
 from .ventilator import Scheduler
 from .worker import part_from_slot
 
-BIND_HOST = "*"
 SUPERVISE_INTERVAL = 0.25  # seconds between checks that every child is alive
 DRAIN_SECONDS = 10.0  # at shutdown, how long accepted requests may take to finish
 
@@ -80,18 +80,25 @@ class BertServer(threading.Thread):
         self._start_time = datetime.now()
         for port in (args.port_out, args.http_port):
             if port is not None:
-                _check_port_free(port)
+                _check_port_free(bind_address(args.bind_ip), port)
+        self.curve = CurveKeys.from_args(args)
         self._context = zmq.Context()
+        self._authenticator = self.curve.start_authenticator(self._context) if self.curve else None
         self.frontend = self._bind_frontend()
 
     def _bind_frontend(self) -> zmq.Socket:
         frontend = self._context.socket(zmq.PULL)
         frontend.setsockopt(zmq.LINGER, 0)
+        # a hard stop far above the limit, so that no peer can make us buffer gigabytes;
+        # requests between the two get a clear error answer
+        frontend.setsockopt(zmq.MAXMSGSIZE, 4 * self.args.max_request_bytes)
+        if self.curve is not None:
+            self.curve.secure(frontend)
         try:
-            frontend.bind(f"tcp://{BIND_HOST}:{self.args.port}")
+            frontend.bind(f"tcp://{bind_address(self.args.bind_ip)}:{self.args.port}")
         except zmq.ZMQError as err:
             frontend.close()
-            self._context.term()
+            self._close_context()
             raise ServerStartError(
                 f"cannot bind -port {self.args.port}: {err} (is another server running?)"
             ) from None
@@ -101,7 +108,7 @@ class BertServer(threading.Thread):
 
     def run(self) -> None:
         self._ipc_dir = Path(tempfile.mkdtemp(prefix="bert-serving-"))
-        self.supervisor = Supervisor(self.args, self.devices, self._ipc_dir, BIND_HOST, self.logger)
+        self.supervisor = Supervisor(self.args, self.devices, self._ipc_dir, self.logger)
         try:
             self._open_internal_sockets()
             self.supervisor.start_sink()
@@ -116,9 +123,14 @@ class BertServer(threading.Thread):
         finally:
             self.frontend.close()  # first, so the port is refused while the children stop
             self._stop_children()
-            self._context.destroy(linger=0)
+            self._close_context()
             shutil.rmtree(self._ipc_dir, ignore_errors=True)
             self.logger.info("terminated")
+
+    def _close_context(self) -> None:
+        if self._authenticator is not None:
+            self._authenticator.stop()
+        self._context.destroy(linger=0)
 
     def close(self, timeout: float = 30.0) -> None:
         """Stop serving, stop every child process and free the ports."""
@@ -240,6 +252,7 @@ class BertServer(threading.Thread):
                 break
             self._dispatch()
         poller.unregister(self.frontend)
+        self.frontend.close()  # refuse new requests (and free the port) while draining
         self._drain(poller)
 
     def _drain(self, poller: zmq.Poller) -> None:
@@ -280,11 +293,18 @@ class BertServer(threading.Thread):
 
     def _on_client(self, frames: list[bytes]) -> bool:
         """Handle one client message; True when it asked the server to terminate."""
+        address = protocol.reply_address(frames)
         try:
+            size = sum(len(frame) for frame in frames)
+            if size > self.args.max_request_bytes and address is not None:
+                raise protocol.BadRequestError(
+                    f"the request has {size} bytes, more than -max_request_bytes "
+                    f"{self.args.max_request_bytes}: split it into several requests"
+                )
             request = protocol.parse_request(frames)
         except protocol.BadRequestError as err:
             self.statistics.record_error()
-            self._send_error(frames[0], frames[2], str(err))
+            self._send_error(*address, str(err))
             return False
         except ValueError as err:
             self.statistics.record_error()
@@ -335,7 +355,10 @@ class BertServer(threading.Thread):
     # -- config and status --------------------------------------------------------------
 
     def _config(self, request: protocol.Request) -> dict:
-        body = {name: _jsonable(value) for name, value in vars(self.args).items()}
+        body = {
+            name: "***" if value is not None and name in SECRET_ARGUMENTS else _jsonable(value)
+            for name, value in vars(self.args).items()
+        }
         config = self.spec.config
         body.update(
             {
@@ -387,12 +410,12 @@ def _installed_version(*distributions: str) -> str | None:
     return None
 
 
-def _check_port_free(port: int) -> None:
+def _check_port_free(host: str, port: int) -> None:
     """Fail now, not in a child process, when -port_out or -http_port is taken."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            probe.bind(("", port))
+            probe.bind(("" if host == "*" else host, port))
         except OSError as err:
             raise ServerStartError(
                 f"cannot bind port {port}: {err.strerror} (is another server running?)"

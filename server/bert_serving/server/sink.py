@@ -17,8 +17,10 @@ import numpy as np
 import zmq
 
 from . import protocol
+from .args import bind_address
 from .logger import get_logger
 from .processes import spawn
+from .security import CurveKeys
 
 HOLD_SECONDS = 10.0  # how long an answer waits for its client's subscription
 FINISHED_MEMORY = 10000  # recently finished requests, to drop late duplicates of their parts
@@ -158,15 +160,14 @@ class Sink:
             self.finished.popitem(last=False)
 
 
-def run_sink(
-    port_out: int, bind_host: str, inbox: str, ventilator: str, verbose: bool, startup
-) -> None:
+def run_sink(args, inbox: str, ventilator: str, startup) -> None:
     """Process entry point (spawned): bind, report to ``startup``, serve until STOP.
 
     Every answer sent (or given up on) is confirmed to the ventilator at ``ventilator``,
     which keeps a request's parts until then, to re-run them if this process dies.
     """
-    logger = get_logger("SINK", verbose)
+    logger = get_logger("SINK", args.verbose)
+    port_out = args.port_out
     context = zmq.Context()
     publisher_socket = context.socket(zmq.XPUB)
     publisher_socket.setsockopt(zmq.XPUB_VERBOSER, 1)  # every (un)subscription, clones too
@@ -176,12 +177,17 @@ def run_sink(
     confirmations = context.socket(zmq.PUSH)
     confirmations.setsockopt(zmq.LINGER, 1000)
     confirmations.connect(ventilator)
+    curve = CurveKeys.from_args(args)
+    authenticator = None
+    if curve is not None:
+        curve.secure(publisher_socket)
+        authenticator = curve.start_authenticator(context)
     try:
-        publisher_socket.bind(f"tcp://{bind_host}:{port_out}")
+        publisher_socket.bind(f"tcp://{bind_address(args.bind_ip)}:{port_out}")
         receiver.bind(inbox)
     except zmq.ZMQError as err:
         startup.send(("error", f"cannot bind -port_out {port_out}: {err}"))
-        context.destroy(linger=0)
+        _close(context, authenticator, linger=0)
         return
     startup.send(("ready", "sink"))
     logger.info("publishing results on port %d", port_out)
@@ -216,9 +222,15 @@ def run_sink(
             next_sweep = time.monotonic() + ORPHAN_SECONDS / 4
     publisher.flush()
     logger.info("stopped")
-    context.destroy(linger=1000)
+    _close(context, authenticator, linger=1000)
 
 
-def start_sink(port_out: int, bind_host: str, inbox: str, ventilator: str, verbose: bool):
+def _close(context: zmq.Context, authenticator, linger: int) -> None:
+    if authenticator is not None:
+        authenticator.stop()
+    context.destroy(linger=linger)
+
+
+def start_sink(args, inbox: str, ventilator: str):
     """Spawn the sink; return (process, startup pipe)."""
-    return spawn(run_sink, (port_out, bind_host, inbox, ventilator, verbose), "SINK")
+    return spawn(run_sink, (args, inbox, ventilator), "SINK")

@@ -43,10 +43,9 @@ class Child:
 class Supervisor:
     """Owns every child process of one server."""
 
-    def __init__(self, args, devices: list[int], ipc_dir: Path, bind_host: str, logger):
+    def __init__(self, args, devices: list[int], ipc_dir: Path, logger):
         self.args = args
         self.devices = devices
-        self.bind_host = bind_host
         self.logger = logger
         self.sink_inbox = f"ipc://{ipc_dir}/sink"
         self.ventilator_inbox = f"ipc://{ipc_dir}/ventilator"
@@ -65,13 +64,7 @@ class Supervisor:
 
     def start_sink(self) -> None:
         """Start the sink and wait until it has bound -port_out (a second or two)."""
-        process, pipe = start_sink(
-            self.args.port_out,
-            self.bind_host,
-            self.sink_inbox,
-            self.ventilator_inbox,
-            self.args.verbose,
-        )
+        process, pipe = start_sink(self.args, self.sink_inbox, self.ventilator_inbox)
         child = Child("sink", process, pipe)
         self.children.append(child)
         if not pipe.poll(SINK_STARTUP_TIMEOUT):

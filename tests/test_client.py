@@ -542,3 +542,12 @@ def test_concurrent_client_refuses_a_shared_identity_and_closes_twice(pool):
     shared.close()
     with pytest.raises(RuntimeError, match="closed"):
         shared.encode(TEXTS)
+
+
+def test_lone_surrogates_are_refused_before_sending():
+    from bert_serving.client.checks import check_texts
+
+    with pytest.raises(ValueError, match=r"texts\[1\] holds a lone surrogate"):
+        check_texts(["fine", "broken \ud800"], is_tokenized=False)
+    with pytest.raises(ValueError, match=r"texts\[0\]\[1\] holds a lone surrogate"):
+        check_texts([["ok", "\udfff"]], is_tokenized=True)

@@ -246,6 +246,8 @@ def raw_request(server, frames: list[bytes], identity: bytes) -> list[bytes]:
         (b"\xff\xfe", b"1", "not UTF-8"),
         (b"not json", b"1", "nor JSON"),
         (b'["a", "b"]', b"5", "the count frame says 5 texts, the payload has 2"),
+        (b'["hello \\ud800 world"]', b"1", "texts[0] holds a lone surrogate"),
+        (b'[["ok", "\\udfff"]]', b"1", "texts[0][1] holds a lone surrogate"),
     ],
 )
 def test_bad_input_gets_an_error_and_the_server_goes_on(server, payload, count, message):

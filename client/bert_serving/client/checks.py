@@ -43,6 +43,18 @@ def _check_sentence(index: int, item: Any) -> None:
             f"texts[{index}] is empty or only whitespace ({item!r}): "
             "there is nothing to encode, remove it or replace it with real text"
         )
+    _check_encodable(f"texts[{index}]", item)
+
+
+def _check_encodable(where: str, text: str) -> None:
+    """A lone surrogate (e.g. from a broken decode) is no Unicode text and cannot be sent."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise ValueError(
+            f"{where} holds a lone surrogate {text[err.start]!r} at position {err.start}: "
+            "not valid Unicode, fix how the text was decoded"
+        ) from None
 
 
 def _check_token_list(index: int, item: Any) -> None:
@@ -68,6 +80,7 @@ def _check_token_list(index: int, item: Any) -> None:
             raise ValueError(
                 f"texts[{index}][{position}] is an empty or whitespace token: {token!r}"
             )
+        _check_encodable(f"texts[{index}][{position}]", token)
 
 
 def warn_if_too_long(texts: list, is_tokenized: bool, max_seq_len: Any, stacklevel: int) -> None:

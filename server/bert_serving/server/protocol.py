@@ -112,11 +112,24 @@ def check_texts(texts: Any) -> bool:
                         f"texts[{index}][{position}] must be a non-empty string, "
                         f"got {_preview(token)}"
                     )
+                _check_encodable(f"texts[{index}][{position}]", token)
         elif not isinstance(text, str) or not text.strip():
             raise BadRequestError(
                 f"texts[{index}] must be a non-empty string, got {_preview(text)}"
             )
+        else:
+            _check_encodable(f"texts[{index}]", text)
     return is_tokenized
+
+
+def _check_encodable(where: str, text: str) -> None:
+    """JSON may carry a lone surrogate (an escaped \\ud800): no Unicode text, refuse it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise BadRequestError(
+            f"{where} holds a lone surrogate at position {err.start}: not valid Unicode"
+        ) from None
 
 
 def _preview(value: Any) -> str:

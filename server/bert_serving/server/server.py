@@ -248,7 +248,7 @@ class BertServer(threading.Thread):
                 next_check = time.monotonic() + SUPERVISE_INTERVAL
             events = dict(poller.poll(100))
             self._on_internal(events)
-            if self.frontend in events and self._on_client(self.frontend.recv_multipart()):
+            if self.frontend in events and self._on_client_safely(self.frontend.recv_multipart()):
                 break
             self._dispatch()
         poller.unregister(self.frontend)
@@ -290,6 +290,17 @@ class BertServer(threading.Thread):
             self.scheduler.worker_ready(worker, int(frames[2]))
         elif kind == protocol.DONE:
             self.scheduler.worker_done(worker, tuple(frames[2:5]))
+
+    def _on_client_safely(self, frames: list[bytes]) -> bool:
+        """No message may stop the ventilator: a failure here is a bug, logged and answered."""
+        try:
+            return self._on_client(frames)
+        except Exception:
+            self.logger.exception("internal error on a client message")
+            address = protocol.reply_address(frames)
+            if address is not None:
+                self._send_error(*address, "internal server error (logged on the server)")
+            return False
 
     def _on_client(self, frames: list[bytes]) -> bool:
         """Handle one client message; True when it asked the server to terminate."""

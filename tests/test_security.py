@@ -7,10 +7,11 @@ import json
 import shutil
 
 import pytest
+import requests
 import zmq.auth
 
 from bert_serving.client import BertClient, BertClientTimeoutError
-from tests.servers import running_server
+from tests.servers import free_ports, running_server
 from tests.test_server import raw_request
 
 
@@ -114,3 +115,32 @@ def test_request_size_limit_and_secret_redaction(google_model_dir):
             config = bc.server_config
         assert config["http_api_key"] == "***"
         assert "s3cret" not in json.dumps(config)
+
+
+def test_http_api_key_and_a_proxy_that_speaks_curve(google_model_dir, keys):
+    (http_port,) = free_ports(1)
+    with running_server(
+        google_model_dir,
+        "-http_port",
+        str(http_port),
+        "-http_api_key",
+        "s3cret",
+        "-curve_secret_key",
+        keys["server"]["secret"],
+        "-curve_client_keys",
+        keys["allowed"],
+    ):
+        url = f"http://127.0.0.1:{http_port}"
+        body = {"id": 1, "texts": ["hello world"]}
+        refused = requests.post(f"{url}/encode", json=body, timeout=30)
+        assert refused.status_code == 401 and "API key" in refused.json()["error"]
+        wrong = requests.post(
+            f"{url}/encode", json=body, timeout=30, headers={"Authorization": "Bearer nope"}
+        )
+        assert wrong.status_code == 401
+        for header in ({"Authorization": "Bearer s3cret"}, {"X-API-Key": "s3cret"}):
+            answer = requests.post(f"{url}/encode", json=body, headers=header, timeout=30)
+            assert answer.status_code == 200, answer.text
+            assert len(answer.json()["result"][0]) == 32
+        assert requests.get(f"{url}/health", timeout=30).status_code == 200
+        assert requests.get(f"{url}/status/server", timeout=30).status_code == 401

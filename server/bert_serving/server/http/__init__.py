@@ -1,0 +1,6 @@
+"""The HTTP proxy (``-http_port``): bert-as-service over JSON for those who cannot speak ZeroMQ.
+
+It runs in its own process and forwards to the server through a ``ConcurrentBertClient``.
+Flask and its helpers come with the ``http`` extra, so nothing here is imported unless a
+server starts with ``-http_port``.
+"""

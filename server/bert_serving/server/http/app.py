@@ -1,0 +1,146 @@
+"""The Flask application of the proxy: routes, compression, CORS and request metrics.
+
+``create_app`` only builds the application; ``proxy.run_proxy`` serves it with waitress.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+
+from flask import Flask, Response, g, jsonify, request, send_from_directory
+from flask_compress import Compress
+from flask_cors import CORS
+from werkzeug.exceptions import NotFound
+
+from bert_serving.client import BertClientTimeoutError
+
+from .. import __version__
+from ..args import PoolingStrategy
+from ..logger import get_logger
+from .auth import require_api_key
+from .backend import PROBE_TIMEOUT_MS, ServerConnection
+from .encode_api import encode_answer, parse_encode_request
+from .errors import ApiError, error_response, register_error_handlers
+from .metrics import CONTENT_TYPE, ProxyMetrics
+from .openai import embeddings_answer, parse_embeddings_request
+from .openapi_spec import build_spec
+from .tokens import TokenCounter
+
+DASHBOARD_DIR = Path(__file__).parent / "dashboard"
+UNMATCHED = "unmatched"  # the metrics label of requests no route matched (404, 405)
+NOT_AN_OPENAI_EMBEDDING = (
+    "the server runs -pooling_strategy NONE: it returns one vector per token, which is not "
+    "an OpenAI embedding; use POST /encode for token embeddings"
+)
+
+
+def create_app(
+    args: argparse.Namespace, connection: ServerConnection, logger: logging.Logger | None = None
+) -> Flask:
+    """The proxy's application for a server started with ``args``, reached via ``connection``."""
+    logger = logger or get_logger("PROXY", args.verbose)
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = args.http_max_body
+    app.json.sort_keys = False  # answers keep the documented key order
+    Compress(app)
+    CORS(app, origins=args.cors)
+    register_error_handlers(app, logger)
+    require_api_key(app, args.http_api_key)
+    metrics = ProxyMetrics(lambda: connection.probe("server_status"), logger)
+    _measure_requests(app, metrics)
+    _add_encoding_routes(app, args, connection)
+    _add_status_routes(app, connection, metrics)
+    _add_dashboard_routes(app)
+    return app
+
+
+def _measure_requests(app: Flask, metrics: ProxyMetrics) -> None:
+    @app.before_request
+    def _start_clock() -> None:
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _record(response: Response) -> Response:
+        endpoint = request.url_rule.rule if request.url_rule is not None else UNMATCHED
+        elapsed = time.perf_counter() - g.get("started", time.perf_counter())
+        metrics.observe(endpoint, response.status_code, elapsed, g.get("num_texts", 0))
+        return response
+
+
+def _add_encoding_routes(app: Flask, args: argparse.Namespace, connection: ServerConnection):
+    tokens = TokenCounter.from_args(args)
+    served_model = Path(args.tuned_model_dir or args.model_dir).name
+    token_embeddings = args.pooling_strategy is PoolingStrategy.NONE
+
+    @app.post("/encode")
+    def encode() -> Response:
+        parsed = parse_encode_request()
+        vectors = connection.pool.encode(parsed.texts, is_tokenized=parsed.is_tokenized)
+        g.num_texts = len(parsed.texts)
+        return jsonify(encode_answer(parsed.id, vectors.tolist()))
+
+    @app.post("/v1/embeddings")
+    def embeddings() -> Response:
+        if token_embeddings:
+            raise ApiError(400, NOT_AN_OPENAI_EMBEDDING)
+        parsed = parse_embeddings_request(served_model)
+        vectors = connection.pool.encode(parsed.texts)
+        answer = embeddings_answer(parsed, vectors, tokens.count(parsed.texts))
+        g.num_texts = len(parsed.texts)
+        return jsonify(answer)
+
+
+def _add_status_routes(app: Flask, connection: ServerConnection, metrics: ProxyMetrics) -> None:
+    spec = build_spec(__version__)
+
+    @app.get("/status/server")
+    def server_status() -> Response:
+        return jsonify(connection.pool.server_status)
+
+    @app.get("/status/client")
+    def client_status() -> Response:
+        return jsonify(connection.client_status())
+
+    @app.get("/health")
+    def health() -> Response:
+        try:
+            config = connection.probe("server_config")
+        except BertClientTimeoutError:
+            return error_response(
+                503, f"the server did not answer over ZeroMQ within {PROBE_TIMEOUT_MS} ms"
+            )
+        return jsonify(
+            {
+                "status": "ok",
+                "ready": bool(config.get("ready")),
+                "server_version": str(config.get("server_version")),
+            }
+        )
+
+    @app.get("/metrics")
+    def prometheus_metrics() -> Response:
+        return Response(metrics.exposition(), content_type=CONTENT_TYPE)
+
+    @app.get("/openapi.json")
+    def openapi() -> Response:
+        return jsonify(spec)
+
+
+def _add_dashboard_routes(app: Flask) -> None:
+    @app.get("/dashboard")
+    def dashboard() -> Response:
+        return _dashboard_file("index.html")
+
+    @app.get("/dashboard/<path:name>")
+    def dashboard_file(name: str) -> Response:
+        return _dashboard_file(name)
+
+
+def _dashboard_file(name: str) -> Response:
+    try:
+        return send_from_directory(DASHBOARD_DIR, name)
+    except NotFound:
+        raise ApiError(404, f"no dashboard file {name!r} in this installation") from None

@@ -23,15 +23,15 @@ def request(texts, client=b"c", request_id=1):
 
 def test_large_requests_are_split_and_small_ones_jump_the_queue():
     scheduler = Scheduler(max_batch_size=3, priority_batch_size=2)
-    assert scheduler.submit(request([f"t{i}" for i in range(7)], request_id=1)) == 3
-    assert scheduler.submit(request(["urgent"], request_id=2)) == 1
+    assert scheduler.submit(request([f"t{i}" for i in range(7)], request_id=1)) == (b"1", 3)
+    assert scheduler.submit(request(["urgent"], request_id=2)) == (b"2", 1)
     scheduler.worker_ready(b"w0", 2)
     first, second = scheduler.next_assignments()
     assert first[1].request_id == b"2" and first[1].priority
     assert json.loads(second[1].payload) == ["t0", "t1", "t2"]
     assert scheduler.queued == 2 and scheduler.running == 2
-    scheduler.published((b"c", b"2"))
-    assert (b"c", b"2") not in scheduler.requests
+    scheduler.published(b"2")
+    assert b"2" not in scheduler.requests
 
 
 def test_parts_go_only_to_workers_with_credit_and_done_returns_it():
@@ -51,10 +51,10 @@ def test_parts_go_only_to_workers_with_credit_and_done_returns_it():
 
 def test_worker_inbox_takes_priority_parts_first():
     inbox = Inbox()
-    inbox.put([b"c", b"1", b"0", b"", b"[]"])
-    inbox.put([b"c", b"2", b"0", b"p", b"[]"])
-    inbox.put([b"c", b"1", b"1", b"t", b"[]"])
-    assert [inbox.take()[1:3] for _ in range(len(inbox))] == [
+    inbox.put([b"1", b"c", b"1", b"0", b"", b"[]"])
+    inbox.put([b"2", b"c", b"2", b"0", b"p", b"[]"])
+    inbox.put([b"1", b"c", b"1", b"1", b"t", b"[]"])
+    assert [[frames[0], frames[3]] for frames in (inbox.take() for _ in range(len(inbox)))] == [
         [b"2", b"0"],
         [b"1", b"0"],
         [b"1", b"1"],
@@ -77,9 +77,10 @@ def subscribed_sink(*clients: bytes) -> tuple[Sink, RecordingSocket]:
     return Sink(publisher, LOGGER), socket
 
 
-def result(client, request_id, part, array, tokens=""):
+def result(client, request_id, part, array, tokens="", job=None):
     return [
         protocol.RESULT,
+        job or request_id,
         client,
         request_id,
         str(part).encode(),
@@ -92,7 +93,7 @@ def test_sink_reassembles_parts_in_order_even_before_the_job_is_registered():
     sink.handle(result(b"c", b"5", 1, np.full((1, 2), 2.0, np.float32), [["b"]]))
     sink.handle(result(b"c", b"5", 0, np.full((2, 2), 1.0, np.float32), [["a"], ["a2"]]))
     assert socket.sent == []
-    sink.handle([protocol.JOB, b"c", b"5", b"2"])
+    sink.handle([protocol.JOB, b"5", b"c", b"5", b"2"])
     (frames,) = socket.sent
     header = json.loads(frames[1])
     assert header["shape"] == [3, 2] and header["tokens"] == [["a"], ["a2"], ["b"]]
@@ -104,7 +105,7 @@ def test_sink_reassembles_parts_in_order_even_before_the_job_is_registered():
 
 def test_sink_pads_token_embeddings_of_parts_to_the_longest():
     sink, socket = subscribed_sink(b"c")
-    sink.handle([protocol.JOB, b"c", b"1", b"2"])
+    sink.handle([protocol.JOB, b"1", b"c", b"1", b"2"])
     sink.handle(result(b"c", b"1", 0, np.ones((1, 3, 2), np.float32)))
     sink.handle(result(b"c", b"1", 1, np.ones((1, 5, 2), np.float32)))
     assert json.loads(socket.sent[0][1])["shape"] == [2, 5, 2]
@@ -120,8 +121,8 @@ def test_sink_holds_answers_until_the_client_subscribes():
 
 def test_sink_turns_an_error_into_the_error_frames_and_drops_the_rest():
     sink, socket = subscribed_sink(b"c")
-    sink.handle([protocol.JOB, b"c", b"9", b"2"])
-    sink.handle([protocol.ERROR, b"c", b"9", b"encoding failed: boom"])
+    sink.handle([protocol.JOB, b"9", b"c", b"9", b"2"])
+    sink.handle([protocol.ERROR, b"9", b"c", b"9", b"encoding failed: boom"])
     sink.handle(result(b"c", b"9", 0, np.ones((1, 2), np.float32)))
     (frames,) = socket.sent
     assert json.loads(frames[1]) == {"error": "encoding failed: boom", "status": 400}
@@ -184,7 +185,8 @@ def test_a_lost_workers_parts_run_again_first_and_a_poison_request_is_refused():
     assert [p.key for p in list(scheduler.normal)[:2]] == [first.key, second.key]
     scheduler.worker_ready(b"w2", 1)
     ((_, again),) = scheduler.next_assignments()
-    assert scheduler.worker_lost(b"w2", again.key) == [((b"c", b"4"), 2)]
+    ((poisoned, crashes),) = scheduler.worker_lost(b"w2", again.key)
+    assert (poisoned.client, poisoned.request_id, crashes) == (b"c", b"4", 2)
     assert [p.request_id for p in scheduler.normal] == [b"5"], "the poison request is gone"
 
 
@@ -196,8 +198,9 @@ def test_after_a_sink_restart_unanswered_requests_run_again():
     scheduler.worker_ready(b"w", 3)
     for _, part in scheduler.next_assignments():
         scheduler.worker_done(b"w", part.key)
-    scheduler.published((b"c", b"2"))
-    assert scheduler.requeue_unanswered() == {(b"c", b"1"): 2, (b"c", b"3"): 1}
+    scheduler.published(b"2")
+    unanswered = scheduler.requeue_unanswered()
+    assert [(parts[0].request_id, len(parts)) for parts in unanswered] == [(b"1", 2), (b"3", 1)]
     assert [(p.request_id, p.index) for p in scheduler.normal] == [(b"1", 0), (b"1", 1), (b"3", 0)]
 
 
@@ -205,11 +208,11 @@ def test_statistics_report_rates_clients_and_latency():
     from bert_serving.server.statistics import ServerStatistics
 
     statistics = ServerStatistics()
-    statistics.record_texts(b"a", 1, 10)
-    statistics.record_texts(b"b", 1, 4)
+    statistics.record_texts(b"a", b"1", 10)
+    statistics.record_texts(b"b", b"2", 4)
     statistics.record_command(b"a")
-    statistics.record_finished(b"a", 1)
-    statistics.record_finished(b"a", 99)  # unknown: ignored
+    statistics.record_finished(b"1")
+    statistics.record_finished(b"99")  # unknown: ignored
     snapshot = statistics.snapshot(queued_parts=3, in_flight_parts=1)
     assert snapshot["num_data_request"] == 2 and snapshot["num_total_seq"] == 14
     assert snapshot["num_sys_request"] == 1 and snapshot["num_active_client"] == 2
@@ -219,11 +222,10 @@ def test_statistics_report_rates_clients_and_latency():
     assert snapshot["num_queued_parts"] == 3 and snapshot["num_in_flight_parts"] == 1
 
 
-def test_the_shared_slot_names_a_part_with_any_identity():
+def test_the_shared_slot_names_the_part_being_encoded():
     from bert_serving.server.worker import part_from_slot, part_slot_value
 
-    key = (b"\x00 odd id\xff", b"12", b"3")
-    assert part_from_slot(part_slot_value(key)) == key
+    assert part_from_slot(part_slot_value(b"12", b"3")) == (b"12", b"3")
     assert part_from_slot(b"") is None
 
 
@@ -242,3 +244,17 @@ def test_wrong_frame_counts_are_answered_when_identity_and_id_are_readable():
         with pytest.raises(ValueError) as caught:
             protocol.parse_request(unanswerable)
         assert not isinstance(caught.value, protocol.BadRequestError)
+
+
+def test_a_client_that_reuses_request_ids_gets_every_answer():
+    """A restarted client with a fixed identity counts from 1 again: jobs, not request ids,
+    key the pipeline, so its new request 1 is not taken for a duplicate of the old one."""
+    scheduler = Scheduler(max_batch_size=5, priority_batch_size=0)
+    first, _ = scheduler.submit(request(["a"], client=b"fixed", request_id=1))
+    second, _ = scheduler.submit(request(["b"], client=b"fixed", request_id=1))
+    assert first != second
+    sink, socket = subscribed_sink(b"fixed")
+    for job in (first, second):
+        sink.handle([protocol.JOB, job, b"fixed", b"1", b"1"])
+        sink.handle(result(b"fixed", b"1", 0, np.ones((1, 2), np.float32), job=job))
+    assert len(socket.sent) == 2 and all(frames[3] == b"1" for frames in socket.sent)

@@ -109,7 +109,7 @@ SITECUSTOMIZE = textwrap.dedent('''
         encode_part = worker._encode_part
 
         def crash_on_poison(encoder, frames, with_tokens, logger):
-            if POISON.encode() in frames[4]:
+            if POISON.encode() in frames[5]:
                 os._exit(3)
             return encode_part(encoder, frames, with_tokens, logger)
 

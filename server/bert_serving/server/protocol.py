@@ -82,6 +82,8 @@ def parse_request(frames: list[bytes]) -> Request:
         texts = json.loads(payload.decode("utf-8"))
     except UnicodeDecodeError:
         raise BadRequestError("the payload is not UTF-8") from None
+    except RecursionError:
+        raise BadRequestError("the payload's JSON is nested too deeply") from None
     except ValueError:
         raise BadRequestError(
             f"the payload is neither a command ({', '.join(c.decode() for c in COMMANDS)}) nor JSON"

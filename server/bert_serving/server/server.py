@@ -77,10 +77,11 @@ class BertServer(threading.Thread):
         self.is_ready = threading.Event()
         self.error: Exception | None = None
         self._stop_requested = threading.Event()
+        self._finished = threading.Event()
         self._start_time = datetime.now()
-        for port in (args.port_out, args.http_port):
-            if port is not None:
-                _check_port_free(bind_address(args.bind_ip), port)
+        for option in ("port_out", "http_port"):
+            if getattr(args, option) is not None:
+                _check_port_free(bind_address(args.bind_ip), option, getattr(args, option))
         self.curve = CurveKeys.from_args(args)
         self._context = zmq.Context()
         self._authenticator = self.curve.start_authenticator(self._context) if self.curve else None
@@ -126,6 +127,7 @@ class BertServer(threading.Thread):
             self._close_context()
             shutil.rmtree(self._ipc_dir, ignore_errors=True)
             self.logger.info("terminated")
+            self._finished.set()
 
     def _close_context(self) -> None:
         if self._authenticator is not None:
@@ -133,10 +135,10 @@ class BertServer(threading.Thread):
         self._context.destroy(linger=0)
 
     def close(self, timeout: float = 30.0) -> None:
-        """Stop serving, stop every child process and free the ports."""
+        """Stop serving (finishing accepted requests), stop every child, free the ports."""
         self._stop_requested.set()
-        if self.is_alive():
-            self.join(timeout)
+        if self.ident is not None:  # started; an Event, not join(), which a signal can break
+            self._finished.wait(timeout)
 
     def wait_until_ready(self, timeout: float | None = None) -> None:
         """Block until every worker serves; raise if the server failed to start."""
@@ -207,12 +209,12 @@ class BertServer(threading.Thread):
             child.process.exitcode,
             parts,
         )
-        for (client, request_id), crashes in poisoned:
+        for part, crashes in poisoned:
             message = (
-                f"request {request_id.decode()} was refused: encoding it crashed a "
+                f"request {part.request_id.decode()} was refused: encoding it crashed a "
                 f"worker {crashes} times"
             )
-            self._send_error(client, request_id, message)
+            self._send_error(part.client, part.request_id, message, part.job)
         self.supervisor.start_worker(child.index)
 
     def _replace_sink(self, child) -> None:
@@ -221,8 +223,8 @@ class BertServer(threading.Thread):
         )
         self.supervisor.start_sink()
         unanswered = self.scheduler.requeue_unanswered()
-        for (client, request_id), num_parts in unanswered.items():
-            self.sink.send_multipart([protocol.JOB, client, request_id, str(num_parts).encode()])
+        for parts in unanswered:
+            self._announce(parts[0], len(parts))
         self.logger.info("the new sink serves; %d unanswered requests run again", len(unanswered))
 
     def _stop_children(self) -> None:
@@ -274,9 +276,9 @@ class BertServer(threading.Thread):
 
     def _on_internal(self, events: dict) -> None:
         if self.confirmations in events:
-            _, client, request_id = self.confirmations.recv_multipart()
-            self.scheduler.published((client, request_id))
-            self.statistics.record_finished(client, int(request_id))
+            _, job = self.confirmations.recv_multipart()
+            self.scheduler.published(job)
+            self.statistics.record_finished(job)
         if self.workers in events:
             self._on_worker(self.workers.recv_multipart())
 
@@ -289,7 +291,7 @@ class BertServer(threading.Thread):
         if kind == protocol.READY:
             self.scheduler.worker_ready(worker, int(frames[2]))
         elif kind == protocol.DONE:
-            self.scheduler.worker_done(worker, tuple(frames[2:5]))
+            self.scheduler.worker_done(worker, (frames[2], frames[3]))
 
     def _on_client_safely(self, frames: list[bytes]) -> bool:
         """No message may stop the ventilator: a failure here is a bug, logged and answered."""
@@ -340,16 +342,9 @@ class BertServer(threading.Thread):
                 ]
             )
             return False
-        self.statistics.record_texts(request.client, request.request_id, len(request.texts))
-        num_parts = self.scheduler.submit(request)
-        self.sink.send_multipart(
-            [
-                protocol.JOB,
-                request.client,
-                str(request.request_id).encode(),
-                str(num_parts).encode(),
-            ]
-        )
+        job, num_parts = self.scheduler.submit(request)
+        self.statistics.record_texts(request.client, job, len(request.texts))
+        self._announce(self.scheduler.requests[job][0], num_parts)
         self.logger.debug(
             "request %d of %r: %d texts in %d parts",
             request.request_id,
@@ -359,9 +354,16 @@ class BertServer(threading.Thread):
         )
         return False
 
-    def _send_error(self, client: bytes, request_id: bytes, message: str) -> None:
+    def _announce(self, part, num_parts: int) -> None:
+        """Tell the sink how many parts the job of ``part`` has."""
+        self.sink.send_multipart(
+            [protocol.JOB, part.job, part.client, part.request_id, str(num_parts).encode()]
+        )
+
+    def _send_error(self, client: bytes, request_id: bytes, message: str, job: bytes = b"") -> None:
+        """Answer with an error (``job`` when the request was already accepted)."""
         self.logger.warning("refused request %r of %r: %s", request_id[:20], client[:40], message)
-        self.sink.send_multipart([protocol.ERROR, client, request_id, message.encode()])
+        self.sink.send_multipart([protocol.ERROR, job, client, request_id, message.encode()])
 
     # -- config and status --------------------------------------------------------------
 
@@ -421,7 +423,7 @@ def _installed_version(*distributions: str) -> str | None:
     return None
 
 
-def _check_port_free(host: str, port: int) -> None:
+def _check_port_free(host: str, option: str, port: int) -> None:
     """Fail now, not in a child process, when -port_out or -http_port is taken."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -429,5 +431,5 @@ def _check_port_free(host: str, port: int) -> None:
             probe.bind(("" if host == "*" else host, port))
         except OSError as err:
             raise ServerStartError(
-                f"cannot bind port {port}: {err.strerror} (is another server running?)"
+                f"cannot bind -{option} {port}: {err.strerror} (is another server running?)"
             ) from None

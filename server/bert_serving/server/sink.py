@@ -29,8 +29,10 @@ ORPHAN_SECONDS = 60.0  # parts of a request never announced (re-runs after a res
 
 @dataclass
 class PendingRequest:
-    """The parts received so far for one (client, request id)."""
+    """The parts received so far for one job (one client request)."""
 
+    client: bytes
+    request_id: bytes
     num_parts: int | None = None
     parts: dict[int, tuple[np.ndarray, object]] = field(default_factory=dict)
     created: float = field(default_factory=time.monotonic)
@@ -57,9 +59,9 @@ class Publisher:
     def __init__(self, socket: zmq.Socket, logger, on_gone=None):
         self.socket = socket
         self.logger = logger
-        self.on_gone = on_gone or (lambda frames: None)  # called once an answer left or expired
+        self.on_gone = on_gone or (lambda job, frames: None)  # an answer left or expired
         self.listeners: dict[bytes, int] = {}
-        self.held: list[tuple[float, list[bytes]]] = []
+        self.held: list[tuple[float, bytes | None, list[bytes]]] = []
 
     def on_subscription(self, event: bytes) -> None:
         topic, change = event[1:], 1 if event[:1] == b"\x01" else -1
@@ -75,87 +77,102 @@ class Publisher:
         """Whether a subscriber would get it: ZeroMQ matches subscriptions by prefix."""
         return any(identity.startswith(topic) for topic in self.listeners)
 
-    def publish(self, frames: list[bytes]) -> None:
+    def publish(self, frames: list[bytes], job: bytes | None = None) -> None:
+        """Send now if the client listens, else hold; ``job`` is reported to ``on_gone``."""
         if self.is_listened(frames[0]):
-            self._send(frames)
+            self._send(job, frames)
         else:
-            self.held.append((time.monotonic() + HOLD_SECONDS, frames))
+            self.held.append((time.monotonic() + HOLD_SECONDS, job, frames))
 
     def flush(self) -> None:
         """Send held answers whose client now listens; drop those that waited too long."""
         now, still_held = time.monotonic(), []
-        for deadline, frames in self.held:
+        for deadline, job, frames in self.held:
             if self.is_listened(frames[0]):
-                self._send(frames)
+                self._send(job, frames)
             elif deadline < now:
                 self.logger.warning("dropped an answer for %r: it never subscribed", frames[0][:40])
-                self.on_gone(frames)
+                self.on_gone(job, frames)
             else:
-                still_held.append((deadline, frames))
+                still_held.append((deadline, job, frames))
         self.held = still_held
 
-    def _send(self, frames: list[bytes]) -> None:
+    def _send(self, job: bytes | None, frames: list[bytes]) -> None:
         self.socket.send_multipart(frames, copy=False)
-        self.on_gone(frames)
+        self.on_gone(job, frames)
 
 
 class Sink:
+    """Collects the parts of each job and publishes the assembled answer once."""
+
     def __init__(self, publisher: Publisher, logger):
         self.publisher = publisher
         self.logger = logger
-        self.pending: dict[tuple[bytes, bytes], PendingRequest] = {}
-        self.finished: OrderedDict[tuple[bytes, bytes], None] = OrderedDict()
+        self.pending: dict[bytes, PendingRequest] = {}
+        self.finished: OrderedDict[bytes, None] = OrderedDict()
 
     def handle(self, frames: list[bytes]) -> None:
         kind = frames[0]
         if kind == protocol.RESULT:
-            _, client, request_id, part, header, data = frames
-            self._on_part(client, request_id, int(part), protocol.unpack_array(header, data))
+            _, job, client, request_id, part, header, data = frames
+            self._on_part(job, client, request_id, int(part), protocol.unpack_array(header, data))
         elif kind == protocol.JOB:
-            _, client, request_id, num_parts = frames
-            self._request(client, request_id).num_parts = int(num_parts)
-            self._maybe_finish(client, request_id)
+            _, job, client, request_id, num_parts = frames
+            if job not in self.finished:
+                self._request(job, client, request_id).num_parts = int(num_parts)
+                self._maybe_finish(job)
         elif kind == protocol.REPLY:
             _, client, request_id, body = frames
             self.publisher.publish([client, body, request_id])
         elif kind == protocol.ERROR:
-            _, client, request_id, message = frames
-            self._finish(client, request_id)
-            self.publisher.publish(protocol.error_frames(client, int(request_id), message.decode()))
+            _, job, client, request_id, message = frames
+            if job and job in self.finished:
+                return
+            if job:
+                self._finish(job)
+            self.publisher.publish(
+                protocol.error_frames(client, int(request_id), message.decode()), job or None
+            )
         else:
             self.logger.error("unknown internal message %r", kind[:20])
 
     def sweep_orphans(self) -> None:
-        """Drop parts whose request was never announced: results of requests that an earlier
-        sink answered, re-sent to this one after a restart."""
+        """Drop parts whose job was never announced: results of jobs that an earlier sink
+        answered, re-sent to this one after a restart."""
         expired = time.monotonic() - ORPHAN_SECONDS
-        for key, request in list(self.pending.items()):
+        for job, request in list(self.pending.items()):
             if request.num_parts is None and request.created < expired:
-                del self.pending[key]
+                del self.pending[job]
 
-    def _request(self, client: bytes, request_id: bytes) -> PendingRequest:
-        return self.pending.setdefault((client, request_id), PendingRequest())
+    def _request(self, job: bytes, client: bytes, request_id: bytes) -> PendingRequest:
+        if job not in self.pending:
+            self.pending[job] = PendingRequest(client, request_id)
+        return self.pending[job]
 
-    def _on_part(self, client: bytes, request_id: bytes, part: int, value) -> None:
-        if (client, request_id) in self.finished:
+    def _on_part(self, job: bytes, client: bytes, request_id: bytes, part: int, value) -> None:
+        if job in self.finished:
             return  # a late duplicate, e.g. re-run after a worker restart
-        self._request(client, request_id).parts.setdefault(part, value)
-        self._maybe_finish(client, request_id)
+        self._request(job, client, request_id).parts.setdefault(part, value)
+        self._maybe_finish(job)
 
-    def _maybe_finish(self, client: bytes, request_id: bytes) -> None:
-        request = self.pending.get((client, request_id))
+    def _maybe_finish(self, job: bytes) -> None:
+        request = self.pending.get(job)
         if request is None or not request.complete:
             return
         array, tokens = request.assemble()
-        self._finish(client, request_id)
-        self.publisher.publish(protocol.encoding_frames(client, int(request_id), array, tokens))
+        self._finish(job)
+        frames = protocol.encoding_frames(request.client, int(request.request_id), array, tokens)
+        self.publisher.publish(frames, job)
         self.logger.debug(
-            "sent %s rows to %r request %s", array.shape[0], client[:40], request_id.decode()
+            "sent %s rows to %r request %s",
+            array.shape[0],
+            request.client[:40],
+            request.request_id.decode(),
         )
 
-    def _finish(self, client: bytes, request_id: bytes) -> None:
-        self.pending.pop((client, request_id), None)
-        self.finished[(client, request_id)] = None
+    def _finish(self, job: bytes) -> None:
+        self.pending.pop(job, None)
+        self.finished[job] = None
         if len(self.finished) > FINISHED_MEMORY:
             self.finished.popitem(last=False)
 
@@ -192,9 +209,9 @@ def run_sink(args, inbox: str, ventilator: str, startup) -> None:
     startup.send(("ready", "sink"))
     logger.info("publishing results on port %d", port_out)
 
-    def confirm(frames: list[bytes]) -> None:
-        if len(frames) == 4:  # an encoding or an error; config and status need no re-run
-            confirmations.send_multipart([protocol.PUBLISHED, frames[0], frames[3]])
+    def confirm(job: bytes | None, frames: list[bytes]) -> None:
+        if job is not None:  # an encoding or an error of a job; config and status need no re-run
+            confirmations.send_multipart([protocol.PUBLISHED, job])
 
     publisher = Publisher(publisher_socket, logger, confirm)
     sink = Sink(publisher, logger)

@@ -22,22 +22,22 @@ class ServerStatistics:
         self.num_total_seq = 0
         self.num_error_request = 0
         self.sizes: list[int] = []
-        self.open_requests: dict[tuple[bytes, int], float] = {}
+        self.open_requests: dict[bytes, float] = {}  # by job
         self.latencies: deque[float] = deque(maxlen=LATENCY_WINDOW)
         self.recent: deque[tuple[float, int]] = deque()
         self.last_seen: dict[bytes, float] = {}
 
-    def record_texts(self, client: bytes, request_id: int, num_texts: int) -> None:
+    def record_texts(self, client: bytes, job: bytes, num_texts: int) -> None:
         now = self._seen(client)
         self.num_data_request += 1
         self.num_total_seq += num_texts
         self.sizes.append(num_texts)
         del self.sizes[:-10000]  # a window, so a long-running server does not grow
-        self.open_requests[(client, request_id)] = now
+        self.open_requests[job] = now
         self.recent.append((now, num_texts))
 
-    def record_finished(self, client: bytes, request_id: int) -> None:
-        started = self.open_requests.pop((client, request_id), None)
+    def record_finished(self, job: bytes) -> None:
+        started = self.open_requests.pop(job, None)
         if started is not None:
             self.latencies.append(time.monotonic() - started)
 

@@ -16,8 +16,14 @@ from . import protocol
 
 @dataclass(frozen=True)
 class Part:
-    """One slice of a request, at most ``-max_batch_size`` texts."""
+    """One slice of a request, at most ``-max_batch_size`` texts.
 
+    ``job`` is the server's own number for the request: clients choose their request ids
+    (and a restarted client with a fixed identity counts from 1 again), so the pipeline
+    keys everything on ``job`` and keeps the client's id only to address the answer.
+    """
+
+    job: bytes
     client: bytes
     request_id: bytes
     index: int
@@ -26,19 +32,29 @@ class Part:
     priority: bool = False
 
     @property
-    def key(self) -> tuple[bytes, bytes, bytes]:
-        return self.client, self.request_id, str(self.index).encode()
+    def key(self) -> tuple[bytes, bytes]:
+        return self.job, str(self.index).encode()
 
     def frames(self) -> list[bytes]:
         flags = (b"t" if self.is_tokenized else b"") + (b"p" if self.priority else b"")
-        return [*self.key, flags, self.payload]
+        return [
+            self.job,
+            self.client,
+            self.request_id,
+            str(self.index).encode(),
+            flags,
+            self.payload,
+        ]
 
 
-def split_request(request: protocol.Request, max_batch_size: int, priority: bool) -> list[Part]:
+def split_request(
+    request: protocol.Request, job: bytes, max_batch_size: int, priority: bool
+) -> list[Part]:
     texts = request.texts
     request_id = str(request.request_id).encode()
     return [
         Part(
+            job,
             request.client,
             request_id,
             index,
@@ -66,16 +82,19 @@ class Scheduler:
         self.normal: deque[Part] = deque()
         self.credit: dict[bytes, int] = {}
         self.in_flight: dict[bytes, dict[tuple, Part]] = {}
-        self.requests: dict[tuple[bytes, bytes], list[Part]] = {}
+        self.requests: dict[bytes, list[Part]] = {}  # by job
         self.crashes: Counter[tuple] = Counter()
+        self.jobs = 0
 
-    def submit(self, request: protocol.Request) -> int:
-        """Queue a request's parts; return how many there are."""
+    def submit(self, request: protocol.Request) -> tuple[bytes, int]:
+        """Queue a request's parts; return its job and how many parts it has."""
+        self.jobs += 1
+        job = str(self.jobs).encode()
         priority = len(request.texts) <= self.priority_batch_size
-        parts = split_request(request, self.max_batch_size, priority)
+        parts = split_request(request, job, self.max_batch_size, priority)
         (self.priority if priority else self.normal).extend(parts)
-        self.requests[parts[0].key[:2]] = parts
-        return len(parts)
+        self.requests[job] = parts
+        return job, len(parts)
 
     def worker_ready(self, worker: bytes, credit: int) -> None:
         self.credit[worker] = credit
@@ -85,45 +104,44 @@ class Scheduler:
         if self.in_flight.get(worker, {}).pop(key, None) is not None:
             self.credit[worker] += 1
 
-    def worker_lost(
-        self, worker: bytes, suspect: tuple | None
-    ) -> list[tuple[tuple[bytes, bytes], int]]:
+    def worker_lost(self, worker: bytes, suspect: tuple | None) -> list[tuple[Part, int]]:
         """Queue a dead worker's parts again, first in line. The part it was encoding
         (``suspect``) is blamed; a request whose part crashed ``max_crashes`` workers is
-        dropped and returned (with its count) so that its client gets an error instead of
-        endless retries."""
+        dropped and returned (its first part, with the count) so that its client gets an
+        error instead of endless retries."""
         parts = self.in_flight.pop(worker, {})
         self.credit.pop(worker, None)
         poisoned = []
         if suspect is not None:
             self.crashes[suspect] += 1
-            if self.crashes[suspect] >= self.max_crashes:
-                poisoned.append((suspect[:2], self.crashes[suspect]))
-                self.forget(suspect[:2])
-        self._requeue_first([p for p in parts.values() if p.key[:2] in self.requests])
+            job = suspect[0]
+            if self.crashes[suspect] >= self.max_crashes and job in self.requests:
+                poisoned.append((self.requests[job][0], self.crashes[suspect]))
+                self.forget(job)
+        self._requeue_first([p for p in parts.values() if p.job in self.requests])
         return poisoned
 
-    def published(self, request: tuple[bytes, bytes]) -> None:
+    def published(self, job: bytes) -> None:
         """The sink sent the answer: the parts are no longer needed."""
-        self.forget(request)
+        self.forget(job)
 
-    def forget(self, request: tuple[bytes, bytes]) -> None:
-        parts = self.requests.pop(request, [])
+    def forget(self, job: bytes) -> None:
+        parts = self.requests.pop(job, [])
         for part in parts:
             self.crashes.pop(part.key, None)
         if parts:
-            self.priority = deque(p for p in self.priority if p.key[:2] != request)
-            self.normal = deque(p for p in self.normal if p.key[:2] != request)
+            self.priority = deque(p for p in self.priority if p.job != job)
+            self.normal = deque(p for p in self.normal if p.job != job)
 
-    def requeue_unanswered(self) -> dict[tuple[bytes, bytes], int]:
+    def requeue_unanswered(self) -> list[list[Part]]:
         """After the sink died: queue again every part of every unanswered request that is
         not waiting in the queue already (its result may have died with the sink); return
-        the number of parts of each such request, to announce them to the new sink."""
+        those requests' parts, to announce them to the new sink."""
         queued = {part.key for part in self.priority} | {part.key for part in self.normal}
         self._requeue_first(
             [part for parts in self.requests.values() for part in parts if part.key not in queued]
         )
-        return {request: len(parts) for request, parts in self.requests.items()}
+        return list(self.requests.values())
 
     def _requeue_first(self, parts: list[Part]) -> None:
         for part in reversed(parts):

@@ -115,7 +115,7 @@ class Inbox:
         self.normal: deque[list[bytes]] = deque()
 
     def put(self, frames: list[bytes]) -> None:
-        (self.priority if b"p" in frames[3] else self.normal).append(frames)
+        (self.priority if b"p" in frames[4] else self.normal).append(frames)
 
     def __len__(self) -> int:
         return len(self.priority) + len(self.normal)
@@ -159,12 +159,12 @@ def _serve(
                     return
                 inbox.put(frames)
             part = inbox.take()
-            current_part.value = part_slot_value(part[:3])
+            current_part.value = part_slot_value(part[0], part[3])
             results.send_multipart(
                 _encode_part(encoder, part, args.show_tokens_to_client, logger), copy=False
             )
             current_part.value = b""
-            jobs.send_multipart([protocol.DONE, *part[:3]])
+            jobs.send_multipart([protocol.DONE, part[0], part[3]])
     finally:
         jobs.close()
         results.close()
@@ -172,17 +172,18 @@ def _serve(
 
 
 def _encode_part(encoder, frames: list[bytes], with_tokens: bool, logger) -> list[bytes]:
-    client, request_id, part, flags, payload = frames
+    job, client, request_id, part, flags, payload = frames
     texts = json.loads(payload)
     try:
         encoding = encoder.encode(texts, is_tokenized=b"t" in flags)
     except Exception as err:  # a bad part is answered as an error, the worker goes on
         logger.exception("part %s of request %s failed", part.decode(), request_id.decode())
-        return [protocol.ERROR, client, request_id, f"encoding failed: {err}".encode()]
+        return [protocol.ERROR, job, client, request_id, f"encoding failed: {err}".encode()]
     logger.debug("encoded %d texts of request %s", len(texts), request_id.decode())
     tokens = encoding.tokens if with_tokens else ""
     return [
         protocol.RESULT,
+        job,
         client,
         request_id,
         part,
@@ -190,17 +191,17 @@ def _encode_part(encoder, frames: list[bytes], with_tokens: bool, logger) -> lis
     ]
 
 
-def part_slot_value(key: list[bytes] | tuple[bytes, ...]) -> bytes:
-    """A part's key as the bytes kept in the shared slot (the identity may hold any byte)."""
-    client, request_id, index = key
-    return b"%s %s %s" % (client.hex().encode(), request_id, index)
+def part_slot_value(job: bytes, part: bytes) -> bytes:
+    """What the shared slot holds while a part is encoded: its job and index, in ASCII."""
+    return job + b" " + part
 
 
-def part_from_slot(value: bytes) -> tuple[bytes, bytes, bytes] | None:
+def part_from_slot(value: bytes) -> tuple[bytes, bytes] | None:
+    """The (job, index) key of the part a worker was encoding, or None if it was idle."""
     if not value:
         return None
-    client, request_id, index = value.split(b" ")
-    return bytes.fromhex(client.decode()), request_id, index
+    job, part = value.split(b" ")
+    return job, part
 
 
 def start_worker(

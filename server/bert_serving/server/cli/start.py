@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import time
 from collections.abc import Sequence
 
 from bert_serving.server import __version__
@@ -11,7 +12,7 @@ from bert_serving.server.args import ArgumentError, get_args_parser, validate_ar
 from bert_serving.server.cli.table import format_args_table
 
 PROG = "bert-serving-start"
-# How often the main thread wakes from join(), so Ctrl-C is handled on every platform.
+# How often the main thread checks that the server still runs.
 JOIN_POLL_SECONDS = 0.5
 
 
@@ -30,22 +31,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: warning: {warning}", file=sys.stderr)
     print(format_args_table(args, f"{PROG} {__version__} arguments"), file=sys.stderr, flush=True)
 
-    from bert_serving.server import BertServer
+    from bert_serving.server import BertServer, ServerStartError
+    from bert_serving.server.model import ModelError
 
     try:
         server = BertServer(args)
     except ArgumentError as error:  # arguments the model cannot honour
         return _refuse(error)
+    except (ModelError, ServerStartError) as error:  # a broken model, a port in use
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return 1
     previous_handler = signal.signal(signal.SIGTERM, _raise_termination)
     try:
         server.start()
+        # sleep, not join(): a signal that interrupts Thread.join can leave the thread
+        # looking finished, and the server would then be left to die mid-drain
         while server.is_alive():
-            server.join(JOIN_POLL_SECONDS)
+            time.sleep(JOIN_POLL_SECONDS)
     except (KeyboardInterrupt, _TerminatedError):
         server.close()
     finally:
         signal.signal(signal.SIGTERM, previous_handler)
-    return 0
+    return 1 if server.error else 0
 
 
 def _refuse(error: ArgumentError) -> int:

@@ -47,6 +47,7 @@ class FakeServer(threading.Thread):
         self.is_ready = threading.Event()
         self.stop_requested = threading.Event()
         self.closed = False
+        self.error = None
         if stop_at_once:
             self.stop_requested.set()
         FakeServer.instances.append(self)
@@ -67,10 +68,12 @@ class QuickServer(FakeServer):
 
 
 class InterruptedServer(FakeServer):
-    def join(self, timeout=None) -> None:
+    """Ctrl-C arrives while the command waits for the server."""
+
+    def is_alive(self) -> bool:
         if not self.closed:
             raise KeyboardInterrupt
-        super().join(timeout)
+        return super().is_alive()
 
 
 class TerminatedServer(FakeServer):

@@ -411,3 +411,13 @@ def test_the_proxy_reports_a_busy_port_on_its_startup_pipe(google_model_dir):
         process.join(10)
     assert status == "error"
     assert message.startswith(f"cannot bind -http_port {http_port}: ")
+
+
+def test_dashboard_files_are_served(url):
+    for path in ("/dashboard", "/dashboard/"):
+        page = requests.get(url + path, timeout=30)
+        assert page.status_code == 200 and "<html" in page.text.lower()
+    script = requests.get(url + "/dashboard/dashboard.js", timeout=30)
+    assert script.status_code == 200 and "javascript" in script.headers["Content-Type"]
+    missing = requests.get(url + "/dashboard/nothing.js", timeout=30)
+    assert missing.status_code == 404 and missing.json()["status"] == 404

@@ -131,6 +131,7 @@ def _add_status_routes(app: Flask, connection: ServerConnection, metrics: ProxyM
 
 def _add_dashboard_routes(app: Flask) -> None:
     @app.get("/dashboard")
+    @app.get("/dashboard/")
     def dashboard() -> Response:
         return _dashboard_file("index.html")
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -39,3 +41,29 @@ def running_server(model_dir: Path | None, *extra: str):
         yield server
     finally:
         server.close()
+
+
+def ports_are_free(*ports: int) -> bool:
+    """Whether a new server could bind the ports (with SO_REUSEADDR, as ZeroMQ does)."""
+    for port in ports:
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("0.0.0.0", port))
+            except OSError:
+                return False
+    return True
+
+
+def run_terminate(port: int, timeout_ms: int = 20000) -> subprocess.CompletedProcess:
+    """``bert-serving-terminate -port PORT`` as a user runs it."""
+    command = [
+        sys.executable,
+        "-m",
+        "bert_serving.server.cli.terminate",
+        "-port",
+        str(port),
+        "-timeout",
+        str(timeout_ms),
+    ]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60)

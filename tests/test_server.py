@@ -19,7 +19,7 @@ from bert_serving.server.args import ArgumentError
 from bert_serving.server.model import ModelError, inspect_model
 from bert_serving.server.model.encoder import EncoderSettings, SentenceEncoder
 from bert_serving.server.server import ServerStartError
-from tests.servers import free_ports, running_server, server_args
+from tests.servers import free_ports, ports_are_free, run_terminate, running_server, server_args
 
 WORDS = [
     "hello",
@@ -300,35 +300,10 @@ def test_fixed_embed_length(google_model_dir):
         assert bc.encode(["hello world"]).shape == (1, 64, 32)
 
 
-def ports_are_free(*ports: int) -> bool:
-    """Whether a new server could bind the ports (it would, like ZeroMQ, use SO_REUSEADDR)."""
-    for port in ports:
-        with socket.socket() as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind(("0.0.0.0", port))
-            except OSError:
-                return False
-    return True
-
-
 def test_terminate_cli_stops_everything_and_frees_the_ports(google_model_dir):
     with running_server(google_model_dir) as running:
         children = [child.process for child in running.supervisor.children]
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "bert_serving.server.cli.terminate",
-                "-port",
-                str(running.args.port),
-                "-timeout",
-                "20000",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        result = run_terminate(running.args.port)
         assert result.returncode == 0, result.stderr
         running.join(30)
         assert not running.is_alive()

@@ -15,8 +15,8 @@ import pytest
 
 from bert_serving.client import BertClient
 from bert_serving.server.model import EncoderSettings, SentenceEncoder, inspect_model
-from tests.servers import free_ports
-from tests.wire import descendants, ports_are_free, tree_rss_bytes, wait_until_gone
+from tests.servers import free_ports, ports_are_free
+from tests.wire import descendants, tree_rss_bytes, wait_until_gone
 
 WORDS = ["hello", "world", "this", "is", "it", "good", "day", "first", "do", "then", "right"]
 NUM_CLIENTS = 32

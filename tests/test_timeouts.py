@@ -21,8 +21,8 @@ from bert_serving.client import BertClient, BertClientTimeoutError
 from bert_serving.server import BertServer
 from bert_serving.server.model import EncoderSettings, SentenceEncoder, inspect_model
 from bert_serving.server.supervisor import ServerStartError
-from tests.servers import free_ports, running_server, server_args
-from tests.wire import descendants, ports_are_free, wait_until_gone
+from tests.servers import free_ports, ports_are_free, run_terminate, running_server, server_args
+from tests.wire import descendants, wait_until_gone
 
 WORDS = ["hello", "world", "this", "is", "it", "good", "day", "first", "do", "then", "right"]
 TIMEOUT_MS = 2000
@@ -203,20 +203,7 @@ def test_termination_finishes_requests_in_flight(google_model_dir, reference):
         load = Load(server.args.port, server.args.port_out)
         try:
             load.start()
-            result = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "bert_serving.server.cli.terminate",
-                    "-port",
-                    str(server.args.port),
-                    "-timeout",
-                    "20000",
-                ],
-                capture_output=True,
-                text=True,
-                timeout=60,
-            )
+            result = run_terminate(server.args.port)
             assert result.returncode == 0, result.stderr
             load.check_all_answered(reference)
         finally:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import time
 from pathlib import Path
 
@@ -189,15 +188,3 @@ def rss_bytes(pid: int) -> int:
 def tree_rss_bytes(pid: int) -> int:
     """The resident memory of a process and all its descendants together."""
     return sum(rss_bytes(each) for each in [pid, *descendants(pid)])
-
-
-def ports_are_free(*ports: int) -> bool:
-    """Whether a new server could bind the ports (with SO_REUSEADDR, as ZeroMQ does)."""
-    for port in ports:
-        with socket.socket() as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind(("0.0.0.0", port))
-            except OSError:
-                return False
-    return True

@@ -53,11 +53,6 @@ class PoolingStrategy(str, Enum):
         return format(self.value, format_spec)
 
     @property
-    def canonical(self) -> PoolingStrategy:
-        """The strategy this one computes: CLS_TOKEN -> FIRST_TOKEN, SEP_TOKEN -> LAST_TOKEN."""
-        return _SAME_TOKEN_AS.get(self, self)
-
-    @property
     def reads_special_token(self) -> bool:
         """True when the result is taken from the [CLS] or [SEP] position alone."""
         return self in _SPECIAL_TOKEN_STRATEGIES
@@ -74,10 +69,6 @@ class PoolingStrategy(str, Enum):
             ) from None
 
 
-_SAME_TOKEN_AS = {
-    PoolingStrategy.CLS_TOKEN: PoolingStrategy.FIRST_TOKEN,
-    PoolingStrategy.SEP_TOKEN: PoolingStrategy.LAST_TOKEN,
-}
 _SPECIAL_TOKEN_STRATEGIES = frozenset(
     {
         PoolingStrategy.FIRST_TOKEN,

@@ -145,11 +145,6 @@ def encoding_frames(client: bytes, request_id: int, array: np.ndarray, tokens: A
     return [client, dumps(header), np.ascontiguousarray(array).data, str(request_id).encode()]
 
 
-def json_frames(client: bytes, request_id: int, body: dict) -> list[bytes]:
-    """The 3-frame answer to SHOW_CONFIG / SHOW_STATUS."""
-    return [client, dumps(body), str(request_id).encode()]
-
-
 def error_frames(client: bytes, request_id: int, message: str, status: int = 400) -> list[bytes]:
     """An error answer: 4 frames like an encoding, so a client waiting for its request id gets
     it, with ``error`` in the JSON and an empty array frame."""

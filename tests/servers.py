@@ -55,6 +55,23 @@ def ports_are_free(*ports: int) -> bool:
     return True
 
 
+def start_command(model_dir: Path, port: int, port_out: int, *extra: str) -> list[str]:
+    """``bert-serving-start`` as a user types it, on the CPU and the given ports."""
+    return [
+        sys.executable,
+        "-m",
+        "bert_serving.server.cli.start",
+        "-model_dir",
+        str(model_dir),
+        "-port",
+        str(port),
+        "-port_out",
+        str(port_out),
+        "-cpu",
+        *extra,
+    ]
+
+
 def run_terminate(port: int, timeout_ms: int = 20000) -> subprocess.CompletedProcess:
     """``bert-serving-terminate -port PORT`` as a user runs it."""
     command = [

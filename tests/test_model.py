@@ -5,22 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from bert_serving.server.args import PoolingStrategy
 from bert_serving.server.model.checkpoint import inspect_model
 from bert_serving.server.model.encoder import CHUNK_ROWS, EncoderSettings, SentenceEncoder
 from tests.fixtures import checkpoints
 from tests.reference.numpy_bert import make_features, reference_encode
 
-STRATEGIES = [
-    "NONE",
-    "REDUCE_MEAN",
-    "REDUCE_MAX",
-    "REDUCE_MEAN_MAX",
-    "CLS_TOKEN",
-    "FIRST_TOKEN",
-    "SEP_TOKEN",
-    "LAST_TOKEN",
-    "CLS_POOLED",
-]
+STRATEGIES = [str(strategy) for strategy in PoolingStrategy]  # every one the CLI accepts
 ROWS = [[2, 10, 11, 12, 3], [2, 40, 3], [2, 20, 21, 22, 23, 24, 25, 26, 3, 30, 31, 3], [2, 3]]
 SEGMENTS = [None, None, [0] * 9 + [1] * 3, None]
 
@@ -182,8 +173,10 @@ def test_xla_compiles_a_bounded_set_of_shapes(google_model_dir):
     encoder._forward = recording
     rng = np.random.default_rng(1)
     for _ in range(40):
-        rows = [[2, *rng.integers(5, 130, size=int(n)).tolist(), 3]
-                for n in rng.integers(0, 60, size=int(rng.integers(1, 100)))]
+        rows = [
+            [2, *rng.integers(5, 130, size=int(n)).tolist(), 3]
+            for n in rng.integers(0, 60, size=int(rng.integers(1, 100)))
+        ]
         encoder.encode_features(make_features(rows))
     assert len(shapes) <= 30, shapes
     assert {rows for rows, _ in shapes} <= {1, 2, 4, 8, 16, 32, 64}

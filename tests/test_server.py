@@ -19,7 +19,14 @@ from bert_serving.server.args import ArgumentError
 from bert_serving.server.model import ModelError, inspect_model
 from bert_serving.server.model.encoder import EncoderSettings, SentenceEncoder
 from bert_serving.server.server import ServerStartError
-from tests.servers import free_ports, ports_are_free, run_terminate, running_server, server_args
+from tests.servers import (
+    free_ports,
+    ports_are_free,
+    run_terminate,
+    running_server,
+    server_args,
+    start_command,
+)
 
 WORDS = [
     "hello",
@@ -346,18 +353,7 @@ def test_client_error_class_is_exported():
 def test_start_and_terminate_command_lines(google_model_dir):
     port, port_out = free_ports(2)
     start = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "bert_serving.server.cli.start",
-            "-model_dir",
-            str(google_model_dir),
-            "-port",
-            str(port),
-            "-port_out",
-            str(port_out),
-            "-cpu",
-        ],
+        start_command(google_model_dir, port, port_out),
         stderr=subprocess.PIPE,
         text=True,
     )

@@ -5,7 +5,6 @@ memory flat, throughput reported."""
 from __future__ import annotations
 
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -15,7 +14,7 @@ import pytest
 
 from bert_serving.client import BertClient
 from bert_serving.server.model import EncoderSettings, SentenceEncoder, inspect_model
-from tests.servers import free_ports, ports_are_free
+from tests.servers import free_ports, ports_are_free, start_command
 from tests.wire import descendants, tree_rss_bytes, wait_until_gone
 
 WORDS = ["hello", "world", "this", "is", "it", "good", "day", "first", "do", "then", "right"]
@@ -103,9 +102,9 @@ def test_soak_32_clients(google_model_dir: Path, tmp_path: Path):
         [encoder.encode(pool[start : start + 256]).embeddings for start in range(0, len(pool), 256)]
     )
     port, port_out = free_ports(2)
-    command = [sys.executable, "-m", "bert_serving.server.cli.start"]
-    command += ["-model_dir", str(google_model_dir), "-port", str(port), "-port_out"]
-    command += [str(port_out), "-cpu", "-num_worker", "2", "-max_batch_size", "32"]
+    command = start_command(
+        google_model_dir, port, port_out, "-num_worker", "2", "-max_batch_size", "32"
+    )
     with open(tmp_path / "server.log", "w+") as log:
         server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         try:

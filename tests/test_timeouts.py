@@ -8,7 +8,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,7 +20,14 @@ from bert_serving.client import BertClient, BertClientTimeoutError
 from bert_serving.server import BertServer
 from bert_serving.server.model import EncoderSettings, SentenceEncoder, inspect_model
 from bert_serving.server.supervisor import ServerStartError
-from tests.servers import free_ports, ports_are_free, run_terminate, running_server, server_args
+from tests.servers import (
+    free_ports,
+    ports_are_free,
+    run_terminate,
+    running_server,
+    server_args,
+    start_command,
+)
 from tests.wire import descendants, wait_until_gone
 
 WORDS = ["hello", "world", "this", "is", "it", "good", "day", "first", "do", "then", "right"]
@@ -219,8 +225,7 @@ def subprocess_server(model_dir: Path, log_dir: Path, *extra: str) -> Iterator[t
     """``bert-serving-start`` as its own process, ready; yields (process, port, port_out)."""
     port, port_out = free_ports(2)
     log = open(log_dir / "server.log", "w+")  # noqa: SIM115 (closed below)
-    command = [sys.executable, "-m", "bert_serving.server.cli.start", "-model_dir", str(model_dir)]
-    command += ["-port", str(port), "-port_out", str(port_out), "-cpu", *extra]
+    command = start_command(model_dir, port, port_out, *extra)
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     try:
         with BertClient(port=port, port_out=port_out, timeout=120000) as bc:
@@ -281,18 +286,7 @@ def test_the_start_command_refuses_a_used_port_clearly(google_model_dir, taken):
         holder.listen()
         started = time.monotonic()
         result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "bert_serving.server.cli.start",
-                "-model_dir",
-                str(google_model_dir),
-                "-port",
-                str(port),
-                "-port_out",
-                str(port_out),
-                "-cpu",
-            ],
+            start_command(google_model_dir, port, port_out),
             capture_output=True,
             text=True,
             timeout=120,

@@ -258,3 +258,22 @@ def test_a_client_that_reuses_request_ids_gets_every_answer():
         sink.handle([protocol.JOB, job, b"fixed", b"1", b"1"])
         sink.handle(result(b"fixed", b"1", 0, np.ones((1, 2), np.float32), job=job))
     assert len(socket.sent) == 2 and all(frames[3] == b"1" for frames in socket.sent)
+
+
+def test_statistics_stay_bounded_without_status_requests(monkeypatch):
+    """A server nobody asks for status, serving a new client per request (a common misuse),
+    must not grow: old rate samples go at once, silent clients after an hour."""
+    from bert_serving.server import statistics as module
+
+    clock = [1000.0]
+    monkeypatch.setattr(module.time, "monotonic", lambda: clock[0])
+    statistics = module.ServerStatistics()
+    for number in range(5000):
+        clock[0] += 0.01
+        statistics.record_texts(f"client-{number}".encode(), str(number).encode(), 3)
+    assert len(statistics.recent) <= module.RECENT_SECONDS / 0.01 + 1
+    clock[0] += module.CLIENT_MEMORY_SECONDS + 61
+    statistics.record_texts(b"late", b"x", 1)
+    assert list(statistics.last_seen) == [b"late"]
+    assert list(statistics.requests_per_client) == [b"late"]
+    assert statistics.snapshot(0, 0)["num_active_client"] == 1

@@ -9,10 +9,17 @@ from collections import Counter, deque
 RECENT_SECONDS = 10.0  # window of the "recent" rates
 ACTIVE_CLIENT_SECONDS = 60.0  # a client that sent something this recently is active
 LATENCY_WINDOW = 1000  # latencies of the last requests
+SIZE_WINDOW = 10000  # sizes of the last requests
+CLIENT_MEMORY_SECONDS = 3600.0  # a client silent this long is forgotten, so memory stays flat
 
 
 class ServerStatistics:
-    """Counts requests per client and request sizes, as the ventilator sees them."""
+    """Counts requests per client and request sizes, as the ventilator sees them.
+
+    Everything is bounded: windows of recent requests, and clients are forgotten after an
+    hour of silence (a program that makes a new BertClient per request would otherwise
+    grow these tables forever), so ``num_active_client`` counts the last hour's clients.
+    """
 
     def __init__(self) -> None:
         self.started = time.monotonic()
@@ -21,20 +28,21 @@ class ServerStatistics:
         self.num_sys_request = 0
         self.num_total_seq = 0
         self.num_error_request = 0
-        self.sizes: list[int] = []
+        self.sizes: deque[int] = deque(maxlen=SIZE_WINDOW)
         self.open_requests: dict[bytes, float] = {}  # by job
         self.latencies: deque[float] = deque(maxlen=LATENCY_WINDOW)
         self.recent: deque[tuple[float, int]] = deque()
         self.last_seen: dict[bytes, float] = {}
+        self._last_sweep = self.started
 
     def record_texts(self, client: bytes, job: bytes, num_texts: int) -> None:
         now = self._seen(client)
         self.num_data_request += 1
         self.num_total_seq += num_texts
         self.sizes.append(num_texts)
-        del self.sizes[:-10000]  # a window, so a long-running server does not grow
         self.open_requests[job] = now
         self.recent.append((now, num_texts))
+        self._forget_old(now)
 
     def record_finished(self, job: bytes) -> None:
         started = self.open_requests.pop(job, None)
@@ -51,6 +59,16 @@ class ServerStatistics:
         self.last_seen[client] = now
         return now
 
+    def _forget_old(self, now: float) -> None:
+        while self.recent and self.recent[0][0] < now - RECENT_SECONDS:
+            self.recent.popleft()
+        if now - self._last_sweep < 60:
+            return
+        self._last_sweep = now
+        for client, seen in list(self.last_seen.items()):
+            if seen < now - CLIENT_MEMORY_SECONDS:
+                del self.last_seen[client], self.requests_per_client[client]
+
     def record_error(self) -> None:
         self.num_error_request += 1
 
@@ -59,8 +77,7 @@ class ServerStatistics:
         sizes = self.sizes or [0]
         now = time.monotonic()
         uptime = max(now - self.started, 1e-9)
-        while self.recent and self.recent[0][0] < now - RECENT_SECONDS:
-            self.recent.popleft()
+        self._forget_old(now)
         window = min(RECENT_SECONDS, uptime)
         return {
             "num_data_request": self.num_data_request,

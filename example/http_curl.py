@@ -27,6 +27,13 @@ def curl(*args: str) -> dict:
     return json.loads(answer)
 
 
+def post_json(url: str, payload: dict) -> dict:
+    """``curl -X POST`` a JSON body, as the README shows it."""
+    return curl(
+        "-X", "POST", url, "-H", "content-type: application/json", "-d", json.dumps(payload)
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = example_parser(__doc__.splitlines()[0])
     options = parser.parse_args(argv)
@@ -38,15 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  -> {health}")
 
         payload = {"id": 123, "texts": ["hello world", "good day!"], "is_tokenized": False}
-        answer = curl(
-            "-X",
-            "POST",
-            f"{url}/encode",
-            "-H",
-            "content-type: application/json",
-            "-d",
-            json.dumps(payload),
-        )
+        answer = post_json(f"{url}/encode", payload)
         dims = [len(vector) for vector in answer["result"]]
         print(
             f"  -> id {answer['id']}, status {answer['status']}, "
@@ -55,15 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         )
 
         tokens = {"id": "tok", "texts": [["hello", "world"]], "is_tokenized": True}
-        answer = curl(
-            "-X",
-            "POST",
-            f"{url}/encode",
-            "-H",
-            "content-type: application/json",
-            "-d",
-            json.dumps(tokens),
-        )
+        answer = post_json(f"{url}/encode", tokens)
         print(f"  -> id {answer['id']}: {len(answer['result'])} vector from your own tokens")
 
         status = curl(f"{url}/status/server")

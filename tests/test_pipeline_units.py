@@ -21,10 +21,15 @@ def request(texts, client=b"c", request_id=1):
     return protocol.Request(client, request_id, texts=texts)
 
 
+def submit(scheduler: Scheduler, parsed: protocol.Request) -> tuple[bytes, int]:
+    """Queue a request as the ventilator does, with the payload the client sent."""
+    return scheduler.submit(parsed, json.dumps(parsed.texts).encode())
+
+
 def test_large_requests_are_split_and_small_ones_jump_the_queue():
     scheduler = Scheduler(max_batch_size=3, priority_batch_size=2)
-    assert scheduler.submit(request([f"t{i}" for i in range(7)], request_id=1)) == (b"1", 3)
-    assert scheduler.submit(request(["urgent"], request_id=2)) == (b"2", 1)
+    assert submit(scheduler, request([f"t{i}" for i in range(7)], request_id=1)) == (b"1", 3)
+    assert submit(scheduler, request(["urgent"], request_id=2)) == (b"2", 1)
     scheduler.worker_ready(b"w0", 2)
     first, second = scheduler.next_assignments()
     assert first[1].request_id == b"2" and first[1].priority
@@ -36,7 +41,7 @@ def test_large_requests_are_split_and_small_ones_jump_the_queue():
 
 def test_parts_go_only_to_workers_with_credit_and_done_returns_it():
     scheduler = Scheduler(max_batch_size=1, priority_batch_size=0)
-    scheduler.submit(request(["a", "b", "c", "d"]))
+    submit(scheduler, request(["a", "b", "c", "d"]))
     scheduler.worker_ready(b"w0", 1)
     scheduler.worker_ready(b"w1", 1)
     assigned = scheduler.next_assignments()
@@ -49,16 +54,71 @@ def test_parts_go_only_to_workers_with_credit_and_done_returns_it():
     assert scheduler.queued == 1
 
 
+def part_frames(job: bytes, part: bytes, flags: bytes, texts: list) -> list[bytes]:
+    return [job, b"c", job, part, flags, b"", json.dumps(texts).encode()]
+
+
 def test_worker_inbox_takes_priority_parts_first():
     inbox = Inbox()
-    inbox.put([b"1", b"c", b"1", b"0", b"", b"[]"])
-    inbox.put([b"2", b"c", b"2", b"0", b"p", b"[]"])
-    inbox.put([b"1", b"c", b"1", b"1", b"t", b"[]"])
-    assert [[frames[0], frames[3]] for frames in (inbox.take() for _ in range(len(inbox)))] == [
-        [b"2", b"0"],
-        [b"1", b"0"],
-        [b"1", b"1"],
+    inbox.put(part_frames(b"1", b"0", b"", ["a"]))
+    inbox.put(part_frames(b"2", b"0", b"p", ["b"]))
+    inbox.put(part_frames(b"1", b"1", b"t", [["c"]]))
+    batches = [inbox.take_batch(max_texts=1) for _ in range(len(inbox))]
+    assert [[task.key for task in batch] for batch in batches] == [
+        [(b"2", b"0")],
+        [(b"1", b"0")],
+        [(b"1", b"1")],
     ]
+
+
+def test_worker_inbox_joins_waiting_parts_of_one_kind_up_to_the_batch_size():
+    inbox = Inbox()
+    for job in (b"1", b"2", b"3"):
+        inbox.put(part_frames(job, b"0", b"", ["x", "y"]))
+    inbox.put(part_frames(b"4", b"0", b"t", [["z"]]))  # tokenized: another kind of input
+    inbox.put(part_frames(b"5", b"0", b"", ["w"]))
+    assert [t.key[0] for t in inbox.take_batch(max_texts=5)] == [b"1", b"2"]
+    assert [t.key[0] for t in inbox.take_batch(max_texts=5)] == [b"3"]
+    assert [t.key[0] for t in inbox.take_batch(max_texts=5)] == [b"4"]
+    assert [t.key[0] for t in inbox.take_batch(max_texts=5, merge=False)] == [b"5"]
+
+
+def test_a_suspect_part_is_encoded_alone():
+    inbox = Inbox()
+    inbox.put(part_frames(b"1", b"0", b"", ["a"]))
+    inbox.put(part_frames(b"2", b"0", b"s", ["b"]))
+    inbox.put(part_frames(b"3", b"0", b"", ["c"]))
+    assert [[t.key[0] for t in inbox.take_batch(10)] for _ in range(3)] == [
+        [b"1"],
+        [b"2"],
+        [b"3"],
+    ]
+
+
+class FakeEncoder:
+    """Rows are [len(text)]; a text "boom" fails the whole call, as a real error would."""
+
+    def encode(self, texts, is_tokenized=False):
+        if "boom" in texts:
+            raise ValueError("boom")
+        vectors = np.array([[len(text)] for text in texts], np.float32)
+        return types.SimpleNamespace(embeddings=vectors, tokens=[[text] for text in texts])
+
+
+def test_a_joined_batch_is_answered_part_by_part_and_a_failing_part_fails_alone():
+    from bert_serving.server.worker import Task, _encode_batch
+
+    batch = [
+        Task.from_frames(part_frames(b"1", b"0", b"", ["a", "bb"])),
+        Task.from_frames(part_frames(b"2", b"3", b"", ["boom"])),
+        Task.from_frames(part_frames(b"3", b"0", b"", ["cccc"])),
+    ]
+    first, failed, last = _encode_batch(FakeEncoder(), batch, True, LOGGER)
+    assert first[:5] == [protocol.RESULT, b"1", b"c", b"1", b"0"]
+    array, tokens = protocol.unpack_array(first[6], bytes(first[7]))
+    assert array.ravel().tolist() == [1, 2] and tokens == [["a"], ["bb"]]
+    assert failed == [protocol.ERROR, b"2", b"c", b"2", b"encoding failed: boom"]
+    assert protocol.unpack_array(last[6], bytes(last[7]))[0].ravel().tolist() == [4]
 
 
 class RecordingSocket:
@@ -77,13 +137,14 @@ def subscribed_sink(*clients: bytes) -> tuple[Sink, RecordingSocket]:
     return Sink(publisher, LOGGER), socket
 
 
-def result(client, request_id, part, array, tokens="", job=None):
+def result(client, request_id, part, array, tokens="", job=None, rows=b""):
     return [
         protocol.RESULT,
         job or request_id,
         client,
         request_id,
         str(part).encode(),
+        rows,
         *[bytes(f) for f in protocol.pack_array(array, tokens)],
     ]
 
@@ -101,6 +162,36 @@ def test_sink_reassembles_parts_in_order_even_before_the_job_is_registered():
     assert frames[3] == b"5"
     sink.handle(result(b"c", b"5", 0, np.zeros((2, 2), np.float32)))  # late duplicate: dropped
     assert len(socket.sent) == 1
+
+
+def test_a_large_request_is_cut_by_text_length_and_put_back_in_order():
+    texts = ["a" * length for length in (5, 1, 4, 2, 6, 3, 7)]
+    scheduler = Scheduler(max_batch_size=3, priority_batch_size=0)
+    job, num_parts = submit(scheduler, request(texts))
+    parts = scheduler.requests[job]
+    assert [json.loads(part.payload) for part in parts] == [
+        ["a", "aa", "aaa"],
+        ["aaaa", "aaaaa", "aaaaaa"],
+        ["aaaaaaa"],
+    ]
+    sink, socket = subscribed_sink(b"c")
+    sink.handle([protocol.JOB, job, b"c", b"1", str(num_parts).encode()])
+    for part in reversed(parts):  # the sink may get them in any order
+        part_texts = json.loads(part.payload)
+        vectors = np.array([[len(text)] for text in part_texts], np.float32)
+        sink.handle(
+            result(b"c", b"1", part.index, vectors, [[t] for t in part_texts], job, part.rows)
+        )
+    (frames,) = socket.sent
+    assert np.frombuffer(frames[2], np.float32).tolist() == [len(text) for text in texts]
+    assert json.loads(frames[1])["tokens"] == [[text] for text in texts]
+
+
+def test_a_one_part_request_forwards_the_clients_payload_untouched():
+    scheduler = Scheduler(max_batch_size=3, priority_batch_size=0)
+    job, _ = scheduler.submit(request(["b", "a"]), b'["b","a"]')
+    (part,) = scheduler.requests[job]
+    assert part.payload == b'["b","a"]' and part.rows == b""
 
 
 def test_sink_pads_token_embeddings_of_parts_to_the_longest():
@@ -177,24 +268,25 @@ def test_subscriptions_match_by_prefix_as_in_zeromq():
 
 def test_a_lost_workers_parts_run_again_first_and_a_poison_request_is_refused():
     scheduler = Scheduler(max_batch_size=1, priority_batch_size=0, max_crashes=2)
-    scheduler.submit(request(["a", "b", "c"], request_id=4))
-    scheduler.submit(request(["d"], request_id=5))
+    submit(scheduler, request(["a", "b", "c"], request_id=4))
+    submit(scheduler, request(["d"], request_id=5))
     scheduler.worker_ready(b"w1", 2)
     (_, first), (_, second) = scheduler.next_assignments()
-    assert scheduler.worker_lost(b"w1", first.key) == []
+    assert scheduler.worker_lost(b"w1", [first.key]) == []
+    assert scheduler.is_suspect(first) and b"s" in first.frames(suspect=True)[4]
     assert [p.key for p in list(scheduler.normal)[:2]] == [first.key, second.key]
     scheduler.worker_ready(b"w2", 1)
     ((_, again),) = scheduler.next_assignments()
-    ((poisoned, crashes),) = scheduler.worker_lost(b"w2", again.key)
+    ((poisoned, crashes),) = scheduler.worker_lost(b"w2", [again.key])
     assert (poisoned.client, poisoned.request_id, crashes) == (b"c", b"4", 2)
     assert [p.request_id for p in scheduler.normal] == [b"5"], "the poison request is gone"
 
 
 def test_after_a_sink_restart_unanswered_requests_run_again():
     scheduler = Scheduler(max_batch_size=1, priority_batch_size=0)
-    scheduler.submit(request(["a", "b"], request_id=1))
-    scheduler.submit(request(["c"], request_id=2))
-    scheduler.submit(request(["d"], request_id=3))
+    submit(scheduler, request(["a", "b"], request_id=1))
+    submit(scheduler, request(["c"], request_id=2))
+    submit(scheduler, request(["d"], request_id=3))
     scheduler.worker_ready(b"w", 3)
     for _, part in scheduler.next_assignments():
         scheduler.worker_done(b"w", part.key)
@@ -223,10 +315,11 @@ def test_statistics_report_rates_clients_and_latency():
 
 
 def test_the_shared_slot_names_the_part_being_encoded():
-    from bert_serving.server.worker import part_from_slot, part_slot_value
+    from bert_serving.server.worker import parts_from_slot, parts_slot_value
 
-    assert part_from_slot(part_slot_value(b"12", b"3")) == (b"12", b"3")
-    assert part_from_slot(b"") is None
+    keys = [(b"12", b"3"), (b"14", b"0")]
+    assert parts_from_slot(parts_slot_value(keys)) == keys
+    assert parts_from_slot(b"") == []
 
 
 def test_wrong_frame_counts_are_answered_when_identity_and_id_are_readable():
@@ -250,8 +343,8 @@ def test_a_client_that_reuses_request_ids_gets_every_answer():
     """A restarted client with a fixed identity counts from 1 again: jobs, not request ids,
     key the pipeline, so its new request 1 is not taken for a duplicate of the old one."""
     scheduler = Scheduler(max_batch_size=5, priority_batch_size=0)
-    first, _ = scheduler.submit(request(["a"], client=b"fixed", request_id=1))
-    second, _ = scheduler.submit(request(["b"], client=b"fixed", request_id=1))
+    first, _ = submit(scheduler, request(["a"], client=b"fixed", request_id=1))
+    second, _ = submit(scheduler, request(["b"], client=b"fixed", request_id=1))
     assert first != second
     sink, socket = subscribed_sink(b"fixed")
     for job in (first, second):

@@ -106,14 +106,14 @@ SITECUSTOMIZE = textwrap.dedent('''
     if POISON:
         import bert_serving.server.worker as worker
 
-        encode_part = worker._encode_part
+        encode_batch = worker._encode_batch
 
-        def crash_on_poison(encoder, frames, with_tokens, logger):
-            if POISON.encode() in frames[5]:
+        def crash_on_poison(encoder, batch, with_tokens, logger):
+            if any(POISON in text for task in batch for text in task.texts):
                 os._exit(3)
-            return encode_part(encoder, frames, with_tokens, logger)
+            return encode_batch(encoder, batch, with_tokens, logger)
 
-        worker._encode_part = crash_on_poison
+        worker._encode_batch = crash_on_poison
 ''')
 
 

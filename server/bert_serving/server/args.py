@@ -219,7 +219,8 @@ def _add_serving_configs(group: argparse._ArgumentGroup) -> None:
     )
     group.add_argument(
         "-max_batch_size", type=int, default=256,
-        help="most texts a worker encodes at once; larger requests are split",
+        help="most texts a worker encodes at once: larger requests are split, "
+        "smaller ones waiting together are encoded together",
     )
     group.add_argument(
         "-priority_batch_size", type=int, default=16,
@@ -248,7 +249,7 @@ def _add_serving_configs(group: argparse._ArgumentGroup) -> None:
     )
     group.add_argument(
         "-prefetch_size", type=int, default=10,
-        help="parts (batches) a worker may hold ahead of the one it encodes",
+        help="parts (batches) a worker may hold; those waiting together share a forward pass",
     )
 
 

@@ -32,7 +32,7 @@ from .security import CurveKeys
 from .statistics import ServerStatistics
 from .supervisor import ServerStartError, Supervisor
 from .ventilator import Scheduler
-from .worker import part_from_slot
+from .worker import parts_from_slot
 
 SUPERVISE_INTERVAL = 0.25  # seconds between checks that every child is alive
 DRAIN_SECONDS = 10.0  # at shutdown, how long accepted requests may take to finish
@@ -201,8 +201,8 @@ class BertServer(threading.Thread):
 
     def _replace_worker(self, child) -> None:
         parts = len(self.scheduler.in_flight.get(child.identity, {}))
-        suspect = part_from_slot(child.current_part.value)
-        poisoned = self.scheduler.worker_lost(child.identity, suspect)
+        suspects = parts_from_slot(child.current_part.value)
+        poisoned = self.scheduler.worker_lost(child.identity, suspects)
         self.logger.error(
             "%s died (exit code %s): %d parts queued again, starting a replacement",
             child.name,
@@ -284,7 +284,7 @@ class BertServer(threading.Thread):
 
     def _dispatch(self) -> None:
         for worker, part in self.scheduler.next_assignments():
-            self.workers.send_multipart([worker, *part.frames()])
+            self.workers.send_multipart([worker, *part.frames(self.scheduler.is_suspect(part))])
 
     def _on_worker(self, frames: list[bytes]) -> None:
         worker, kind = frames[0], frames[1]
@@ -342,7 +342,7 @@ class BertServer(threading.Thread):
                 ]
             )
             return False
-        job, num_parts = self.scheduler.submit(request)
+        job, num_parts = self.scheduler.submit(request, frames[1])
         self.statistics.record_texts(request.client, job, len(request.texts))
         self._announce(self.scheduler.requests[job][0], num_parts)
         self.logger.debug(

@@ -34,7 +34,7 @@ class PendingRequest:
     client: bytes
     request_id: bytes
     num_parts: int | None = None
-    parts: dict[int, tuple[np.ndarray, object]] = field(default_factory=dict)
+    parts: dict[int, tuple[bytes, np.ndarray, object]] = field(default_factory=dict)
     created: float = field(default_factory=time.monotonic)
 
     @property
@@ -42,15 +42,24 @@ class PendingRequest:
         return self.num_parts is not None and len(self.parts) == self.num_parts
 
     def assemble(self) -> tuple[np.ndarray, object]:
-        arrays = [self.parts[index][0] for index in range(self.num_parts)]
+        """The parts' vectors (and tokens) in the client's order."""
+        rows, arrays, tokens = zip(*(self.parts[index] for index in range(self.num_parts)))
         if arrays[0].ndim == 3:  # NONE pooling with dynamic length: parts may differ in T
             width = max(a.shape[1] for a in arrays)
             arrays = [np.pad(a, ((0, 0), (0, width - a.shape[1]), (0, 0))) for a in arrays]
         merged = arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
-        tokens = [self.parts[index][1] for index in range(self.num_parts)]
-        if tokens[0] == "":
-            return merged, ""
-        return merged, [row for part in tokens for row in part]
+        flat_tokens = "" if tokens[0] == "" else [row for part in tokens for row in part]
+        if not rows[0]:  # the parts are consecutive slices
+            return merged, flat_tokens
+        positions = np.frombuffer(b"".join(rows), np.int32)
+        ordered = np.empty_like(merged)
+        ordered[positions] = merged
+        if flat_tokens:
+            ordered_tokens = [None] * len(flat_tokens)
+            for position, row in zip(positions.tolist(), flat_tokens):
+                ordered_tokens[position] = row
+            flat_tokens = ordered_tokens
+        return ordered, flat_tokens
 
 
 class Publisher:
@@ -114,8 +123,9 @@ class Sink:
     def handle(self, frames: list[bytes]) -> None:
         kind = frames[0]
         if kind == protocol.RESULT:
-            _, job, client, request_id, part, header, data = frames
-            self._on_part(job, client, request_id, int(part), protocol.unpack_array(header, data))
+            _, job, client, request_id, part, rows, header, data = frames
+            array, tokens = protocol.unpack_array(header, data)
+            self._on_part(job, client, request_id, int(part), (rows, array, tokens))
         elif kind == protocol.JOB:
             _, job, client, request_id, num_parts = frames
             if job not in self.finished:

@@ -19,6 +19,7 @@ from .worker import WorkerAddresses, start_worker
 STARTUP_TIMEOUT = 600.0  # seconds for a child to load (a large model on a slow disk)
 SINK_STARTUP_TIMEOUT = 60.0
 EXIT_TIMEOUT = 10.0
+SLOT_BYTES_PER_PART = 48  # a job number and part index in ASCII, with separators
 
 
 class ServerStartError(RuntimeError):
@@ -75,7 +76,7 @@ class Supervisor:
         self.generations += 1
         identity = f"worker-{index}.{self.generations}".encode()
         num_cpu = sum(1 for device in self.devices if device < 0)
-        slot = shared_slot()
+        slot = shared_slot(SLOT_BYTES_PER_PART * max(self.args.prefetch_size, 32))
         process, pipe = start_worker(
             index, identity, self.devices[index], self.args, self.worker_addresses, num_cpu, slot
         )

@@ -3,6 +3,10 @@
 Small requests (at most ``-priority_batch_size`` texts) go to a priority queue that is always
 served first, so a one-sentence query is not stuck behind a client's 100 000-sentence job.
 Workers are given parts only while they have credit (READY/DONE), so the queue stays here.
+
+A request larger than one part is cut in order of text length: each part then holds texts
+of similar length, so a worker pads little. The part carries the rows it took, and the sink
+puts the vectors back in the client's order.
 """
 
 from __future__ import annotations
@@ -10,6 +14,8 @@ from __future__ import annotations
 import json
 from collections import Counter, deque
 from dataclasses import dataclass
+
+import numpy as np
 
 from . import protocol
 
@@ -30,40 +36,57 @@ class Part:
     is_tokenized: bool
     payload: bytes
     priority: bool = False
+    rows: bytes = b""  # int32 positions of its texts in the request; empty: all, in order
 
     @property
     def key(self) -> tuple[bytes, bytes]:
         return self.job, str(self.index).encode()
 
-    def frames(self) -> list[bytes]:
-        flags = (b"t" if self.is_tokenized else b"") + (b"p" if self.priority else b"")
+    def frames(self, suspect: bool = False) -> list[bytes]:
+        """The part as a worker receives it. A ``suspect`` part (it was being encoded when a
+        worker died) is encoded alone, so that only the guilty request is blamed next time."""
+        flags = (
+            (b"t" if self.is_tokenized else b"")
+            + (b"p" if self.priority else b"")
+            + (b"s" if suspect else b"")
+        )
         return [
             self.job,
             self.client,
             self.request_id,
             str(self.index).encode(),
             flags,
+            self.rows,
             self.payload,
         ]
 
 
 def split_request(
-    request: protocol.Request, job: bytes, max_batch_size: int, priority: bool
+    request: protocol.Request, job: bytes, max_batch_size: int, priority: bool, payload: bytes
 ) -> list[Part]:
-    texts = request.texts
+    """Parts of at most ``max_batch_size`` texts; one part reuses the client's ``payload``."""
     request_id = str(request.request_id).encode()
-    return [
-        Part(
-            job,
-            request.client,
-            request_id,
-            index,
-            request.is_tokenized,
-            json.dumps(texts[start : start + max_batch_size], ensure_ascii=False).encode("utf-8"),
-            priority,
+    texts = request.texts
+    if len(texts) <= max_batch_size:
+        return [Part(job, request.client, request_id, 0, request.is_tokenized, payload, priority)]
+    order = np.argsort([len(text) for text in texts], kind="stable").astype(np.int32)
+    parts = []
+    for index, start in enumerate(range(0, len(texts), max_batch_size)):
+        rows = order[start : start + max_batch_size]
+        chunk = json.dumps([texts[row] for row in rows], ensure_ascii=False).encode("utf-8")
+        parts.append(
+            Part(
+                job,
+                request.client,
+                request_id,
+                index,
+                request.is_tokenized,
+                chunk,
+                priority,
+                rows.tobytes(),
+            )
         )
-        for index, start in enumerate(range(0, len(texts), max_batch_size))
-    ]
+    return parts
 
 
 class Scheduler:
@@ -86,12 +109,13 @@ class Scheduler:
         self.crashes: Counter[tuple] = Counter()
         self.jobs = 0
 
-    def submit(self, request: protocol.Request) -> tuple[bytes, int]:
-        """Queue a request's parts; return its job and how many parts it has."""
+    def submit(self, request: protocol.Request, payload: bytes) -> tuple[bytes, int]:
+        """Queue a request's parts (``payload``: its texts as the client sent them); return
+        its job and how many parts it has."""
         self.jobs += 1
         job = str(self.jobs).encode()
         priority = len(request.texts) <= self.priority_batch_size
-        parts = split_request(request, job, self.max_batch_size, priority)
+        parts = split_request(request, job, self.max_batch_size, priority, payload)
         (self.priority if priority else self.normal).extend(parts)
         self.requests[job] = parts
         return job, len(parts)
@@ -104,15 +128,15 @@ class Scheduler:
         if self.in_flight.get(worker, {}).pop(key, None) is not None:
             self.credit[worker] += 1
 
-    def worker_lost(self, worker: bytes, suspect: tuple | None) -> list[tuple[Part, int]]:
-        """Queue a dead worker's parts again, first in line. The part it was encoding
-        (``suspect``) is blamed; a request whose part crashed ``max_crashes`` workers is
+    def worker_lost(self, worker: bytes, suspects: list[tuple]) -> list[tuple[Part, int]]:
+        """Queue a dead worker's parts again, first in line. The parts it was encoding
+        (``suspects``) are blamed; a request whose part crashed ``max_crashes`` workers is
         dropped and returned (its first part, with the count) so that its client gets an
         error instead of endless retries."""
         parts = self.in_flight.pop(worker, {})
         self.credit.pop(worker, None)
         poisoned = []
-        if suspect is not None:
+        for suspect in suspects:
             self.crashes[suspect] += 1
             job = suspect[0]
             if self.crashes[suspect] >= self.max_crashes and job in self.requests:
@@ -142,6 +166,10 @@ class Scheduler:
             [part for parts in self.requests.values() for part in parts if part.key not in queued]
         )
         return list(self.requests.values())
+
+    def is_suspect(self, part: Part) -> bool:
+        """Whether the part was being encoded when a worker died."""
+        return self.crashes[part.key] > 0
 
     def _requeue_first(self, parts: list[Part]) -> None:
         for part in reversed(parts):

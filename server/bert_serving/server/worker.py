@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -99,8 +100,37 @@ def _load_encoder(args, device_id: int, num_cpu_workers: int, logger):
     # checked and logged once by the ventilator already
     spec = inspect_model(args.model_dir, args.tuned_model_dir, args.ckpt_name, args.config_name)
     encoder = SentenceEncoder(spec, EncoderSettings.from_args(args), logger=logger)
-    encoder.warm_up()
+    started = time.monotonic()
+    shapes = encoder.warm_up()
+    if args.xla:  # say what compiling up front costs: requests never pay it
+        logger.info("XLA: compiled %d shapes in %.1f s", shapes, time.monotonic() - started)
     return encoder
+
+
+@dataclass
+class Task:
+    """A part from the ventilator, its texts parsed once, when it arrives."""
+
+    frames: list[bytes]  # job, client, request id, part index, flags, rows, payload
+    texts: list
+
+    @classmethod
+    def from_frames(cls, frames: list[bytes]) -> Task:
+        return cls(frames, json.loads(frames[6]))
+
+    @property
+    def key(self) -> tuple[bytes, bytes]:
+        return self.frames[0], self.frames[3]
+
+    @property
+    def flags(self) -> bytes:
+        return self.frames[4]
+
+    def can_join(self, other: Task) -> bool:
+        """Parts share a forward pass when both are of one kind and neither is suspect."""
+        return b"s" not in self.flags + other.flags and (b"t" in self.flags) == (
+            b"t" in other.flags
+        )
 
 
 class Inbox:
@@ -108,27 +138,42 @@ class Inbox:
 
     The ventilator may have handed this worker several parts before a small request came
     in; taking priority parts first here keeps the queue-jumping promise within one batch.
+    Parts waiting together are encoded together (up to -max_batch_size texts): one forward
+    pass over many clients' texts, sorted by length, pads less than one per part.
     """
 
     def __init__(self) -> None:
-        self.priority: deque[list[bytes]] = deque()
-        self.normal: deque[list[bytes]] = deque()
+        self.priority: deque[Task] = deque()
+        self.normal: deque[Task] = deque()
 
     def put(self, frames: list[bytes]) -> None:
-        (self.priority if b"p" in frames[4] else self.normal).append(frames)
+        task = Task.from_frames(frames)
+        (self.priority if b"p" in task.flags else self.normal).append(task)
 
     def __len__(self) -> int:
         return len(self.priority) + len(self.normal)
 
-    def take(self) -> list[bytes]:
-        return (self.priority or self.normal).popleft()
+    def take_batch(self, max_texts: int, merge: bool = True) -> list[Task]:
+        """The next part, joined by the parts behind it that fit in ``max_texts``."""
+        queue = self.priority or self.normal
+        batch = [queue.popleft()]
+        size = len(batch[0].texts)
+        while (
+            merge
+            and queue
+            and batch[0].can_join(queue[0])
+            and size + len(queue[0].texts) <= max_texts
+        ):
+            size += len(queue[0].texts)
+            batch.append(queue.popleft())
+        return batch
 
 
 def _serve(
     identity: bytes, encoder, args, addresses: WorkerAddresses, current_part, logger
 ) -> None:
-    """Encode parts until STOP. ``current_part`` (shared memory) names the part being encoded,
-    so that if this process dies on it, the ventilator knows which part to blame."""
+    """Encode parts until STOP. ``current_part`` (shared memory) names the parts being
+    encoded, so that if this process dies on them, the ventilator knows which to blame."""
     context = zmq.Context()
     jobs = context.socket(zmq.DEALER)
     jobs.setsockopt(zmq.IDENTITY, identity)
@@ -139,6 +184,7 @@ def _serve(
     results.connect(addresses.sink)
     jobs.send_multipart([protocol.READY, str(args.prefetch_size).encode()])
     inbox = Inbox()
+    merge = not encoder.output_length_varies  # else a part's shape would depend on others
     parent = os.getppid()
     try:
         while True:
@@ -158,50 +204,63 @@ def _serve(
                     logger.info("stopping")
                     return
                 inbox.put(frames)
-            part = inbox.take()
-            current_part.value = part_slot_value(part[0], part[3])
-            results.send_multipart(
-                _encode_part(encoder, part, args.show_tokens_to_client, logger), copy=False
-            )
+            batch = inbox.take_batch(args.max_batch_size, merge)
+            current_part.value = parts_slot_value([task.key for task in batch])
+            for answer in _encode_batch(encoder, batch, args.show_tokens_to_client, logger):
+                results.send_multipart(answer, copy=False)
             current_part.value = b""
-            jobs.send_multipart([protocol.DONE, part[0], part[3]])
+            for task in batch:
+                jobs.send_multipart([protocol.DONE, *task.key])
     finally:
         jobs.close()
         results.close()
         context.term()
 
 
-def _encode_part(encoder, frames: list[bytes], with_tokens: bool, logger) -> list[bytes]:
-    job, client, request_id, part, flags, payload = frames
-    texts = json.loads(payload)
+def _encode_batch(encoder, batch: list[Task], with_tokens: bool, logger) -> list[list[bytes]]:
+    """One forward pass for the batch; a RESULT (or, for a part that fails, an ERROR) each."""
+    texts = [text for task in batch for text in task.texts]
     try:
-        encoding = encoder.encode(texts, is_tokenized=b"t" in flags)
+        encoding = encoder.encode(texts, is_tokenized=b"t" in batch[0].flags)
     except Exception as err:  # a bad part is answered as an error, the worker goes on
+        if len(batch) > 1:  # find the culprit: the other parts must not fail with it
+            return [
+                answer
+                for task in batch
+                for answer in _encode_batch(encoder, [task], with_tokens, logger)
+            ]
+        job, client, request_id, part = batch[0].frames[:4]
         logger.exception("part %s of request %s failed", part.decode(), request_id.decode())
-        return [protocol.ERROR, job, client, request_id, f"encoding failed: {err}".encode()]
-    logger.debug("encoded %d texts of request %s", len(texts), request_id.decode())
-    tokens = encoding.tokens if with_tokens else ""
-    return [
-        protocol.RESULT,
-        job,
-        client,
-        request_id,
-        part,
-        *protocol.pack_array(encoding.embeddings, tokens),
-    ]
+        return [[protocol.ERROR, job, client, request_id, f"encoding failed: {err}".encode()]]
+    logger.debug("encoded %d texts of %d parts", len(texts), len(batch))
+    answers, start = [], 0
+    for task in batch:
+        end = start + len(task.texts)
+        tokens = encoding.tokens[start:end] if with_tokens else ""
+        job, client, request_id, part, _, rows = task.frames[:6]
+        answers.append(
+            [
+                protocol.RESULT,
+                job,
+                client,
+                request_id,
+                part,
+                rows,
+                *protocol.pack_array(encoding.embeddings[start:end], tokens),
+            ]
+        )
+        start = end
+    return answers
 
 
-def part_slot_value(job: bytes, part: bytes) -> bytes:
-    """What the shared slot holds while a part is encoded: its job and index, in ASCII."""
-    return job + b" " + part
+def parts_slot_value(keys: list[tuple[bytes, bytes]]) -> bytes:
+    """What the shared slot holds while parts are encoded: their jobs and indices, in ASCII."""
+    return b";".join(job + b" " + part for job, part in keys)
 
 
-def part_from_slot(value: bytes) -> tuple[bytes, bytes] | None:
-    """The (job, index) key of the part a worker was encoding, or None if it was idle."""
-    if not value:
-        return None
-    job, part = value.split(b" ")
-    return job, part
+def parts_from_slot(value: bytes) -> list[tuple[bytes, bytes]]:
+    """The (job, index) keys of the parts a worker was encoding; empty if it was idle."""
+    return [tuple(key.split(b" ")) for key in value.split(b";") if key]
 
 
 def start_worker(

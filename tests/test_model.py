@@ -181,3 +181,16 @@ def test_xla_compiles_a_bounded_set_of_shapes(google_model_dir):
     assert len(shapes) <= 30, shapes
     assert {rows for rows, _ in shapes} <= {1, 2, 4, 8, 16, 32, 64}
     assert {length for _, length in shapes} <= {8, 16, 24, 32, 48, 64}
+
+
+def test_xla_warm_up_compiles_every_shape_a_request_can_get(google_model_dir):
+    """Compiling at start-up: after warm_up, no request of any size triggers a compilation."""
+    encoder = encoder_for(google_model_dir, xla=True, max_seq_len=8)
+    assert encoder.warm_up() == 7  # 1, 2, 4, ..., 64 rows of 8 tokens
+    compiled = encoder._forward.experimental_get_tracing_count()
+    rng = np.random.default_rng(2)
+    for size in (1, 3, 17, 64, 100):
+        lengths = rng.integers(0, 7, size)  # at most 8 tokens with [CLS] and [SEP]
+        rows = [[2, *rng.integers(5, 130, size=int(n)).tolist(), 3] for n in lengths]
+        encoder.encode_features(make_features(rows))
+    assert encoder._forward.experimental_get_tracing_count() == compiled

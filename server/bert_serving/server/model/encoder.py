@@ -136,6 +136,15 @@ class SentenceEncoder:
         """The truncation limit: -max_seq_len, or the model's positions under NONE."""
         return self.settings.max_seq_len or self.spec.config.max_position_embeddings
 
+    @property
+    def output_length_varies(self) -> bool:
+        """Whether token embeddings (NONE pooling) are as long as each batch's longest text."""
+        return (
+            self.settings.pooling_strategy == NO_POOLING
+            and self.settings.max_seq_len is None
+            and not self.settings.fixed_embed_length
+        )
+
     def featurize(self, texts: Texts, is_tokenized: bool = False) -> InputFeatures:
         return build_features(
             list(texts),
@@ -171,11 +180,9 @@ class SentenceEncoder:
     def _output_length(self, features: InputFeatures) -> int:
         """T of NONE pooling: -max_seq_len, or under NONE the batch's longest row (or the
         model's positions with -fixed_embed_length, so that every call has the same shape)."""
-        if self.settings.max_seq_len is not None:
-            return self.settings.max_seq_len
-        if self.settings.fixed_embed_length:
-            return self.spec.config.max_position_embeddings
-        return features.input_ids.shape[1]
+        if self.output_length_varies:
+            return features.input_ids.shape[1]
+        return self.settings.max_seq_len or self.spec.config.max_position_embeddings
 
     def _run_chunk(self, features: InputFeatures, rows: np.ndarray) -> np.ndarray:
         length = int(features.lengths[rows].max())
@@ -210,9 +217,20 @@ class SentenceEncoder:
             )
         return tf.cast(pooled, tf.float16 if self.settings.fp16 else tf.float32)
 
-    def warm_up(self) -> None:
-        """Run one tiny batch so that the first real request does not pay for tracing."""
+    def warm_up(self) -> int:
+        """Trace (and under ``-xla`` compile every bucketed shape) now, so that no request
+        pays for it later; return how many shapes were prepared."""
         self.encode(["warm up"])
+        if not self.settings.xla:
+            return 1
+        longest = _bucket_length(self.max_len, self.spec.config.max_position_embeddings)
+        lengths = [length for length in LENGTH_BUCKETS if length < longest] + [longest]
+        rows = [_bucket_rows(count) for count in range(1, CHUNK_ROWS + 1)]
+        shapes = sorted({(count, length) for count in rows for length in lengths})
+        for count, length in shapes:
+            ids = np.zeros((count, length), np.int32)
+            self._forward(ids, np.ones_like(ids), ids, np.full(count, length, np.int32))
+        return len(shapes)
 
 
 def _resolve_layers(settings: EncoderSettings, num_layers: int, has_pooler: bool) -> list[int]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import sys
 import threading
 import time
 import warnings
@@ -284,6 +285,74 @@ def test_server_error_from_fetch_and_fetch_all(serve, connect):
         bc.fetch_all()
     assert caught.value.request_id == bc.status["num_request"]
     assert bc.fetch_all() is None  # everything was received before raising
+
+
+# ---- large encodes -----------------------------------------------------------------
+
+
+def chunked_embedding(texts: list, chunk_size: int) -> np.ndarray:
+    """What the fake server answers to texts sent in chunks (its last column counts per request)."""
+    spans = range(0, len(texts), chunk_size)
+    return np.concatenate([fake_embedding(texts[start : start + chunk_size]) for start in spans])
+
+
+def test_a_large_encode_goes_in_chunks_and_comes_back_in_order(serve, connect):
+    server = serve(reorder=3, show_tokens_to_client=True)  # answers come in reverse order
+    bc = connect(server)
+    texts = [f"text number {i}" for i in range(9)]
+    vectors, tokens = bc.encode(texts, show_tokens=True, chunk_size=3)
+    np.testing.assert_array_equal(vectors, chunked_embedding(texts, 3))
+    assert tokens == fake_tokens(texts)
+    assert [int(request[3]) for request in server.encoding_requests()] == [3, 3, 3]
+    assert bc.status["num_pending_request"] == 0
+
+
+def test_a_chunked_encode_in_list_format_and_with_a_progress_bar(serve, connect, capsys):
+    bc = connect(serve(), output_fmt="list")
+    texts = [f"sentence {i}" for i in range(10)]
+    assert (
+        bc.encode(texts, chunk_size=4, show_progress=True) == chunked_embedding(texts, 4).tolist()
+    )
+    assert "10/10" in capsys.readouterr().err
+
+
+def test_without_tqdm_the_client_draws_its_own_progress_bar(serve, connect, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)  # "not installed"
+    bc = connect(serve())
+    bc.encode([f"sentence {i}" for i in range(5)], chunk_size=2, show_progress=True)
+    drawn = capsys.readouterr().err
+    assert "encoding 100% |" in drawn and "5/5 texts" in drawn and drawn.endswith("\n")
+
+
+def test_a_failing_chunk_raises_and_the_client_stays_usable(serve, connect):
+    bc = connect(serve())
+    texts = ["one", "two", "a BOOM", "four", "five"]
+    with pytest.raises(BertServerError, match="not welcome"):
+        bc.encode(texts, chunk_size=2)
+    assert bc.status["num_pending_request"] == 0
+    np.testing.assert_array_equal(bc.encode(TEXTS), fake_embedding(TEXTS))
+
+
+def test_chunks_are_halved_until_their_payload_fits():
+    from bert_serving.client.chunks import chunk_spans
+
+    texts = ["x" * 10] * 8
+    spans = list(
+        chunk_spans(
+            len(texts), 8, lambda span: b"x" * 10 * (span[1] - span[0]), max_payload_bytes=25
+        )
+    )
+    assert [span for span, _ in spans] == [(0, 2), (2, 4), (4, 6), (6, 8)]
+    assert [span for span, _ in chunk_spans(3, 2, lambda span: b"", None)] == [(0, 2), (2, 3)]
+    with pytest.raises(ValueError, match="chunk_size"):
+        list(chunk_spans(3, 0, lambda span: b"", None))
+
+
+def test_token_embeddings_of_chunks_are_padded_to_the_longest():
+    from bert_serving.client.chunks import join_rows
+
+    joined = join_rows([np.ones((1, 2, 3)), np.ones((2, 4, 3))])
+    assert joined.shape == (3, 4, 3) and joined[0, 2:].sum() == 0
 
 
 # ---- non-blocking, fetch, encode_async --------------------------------------------

@@ -14,9 +14,11 @@ import zmq
 from . import __version__
 from .batch_sender import BatchSender
 from .checks import check_server_version, check_texts, warn_if_too_long
+from .chunks import chunk_spans, join_rows, join_tokens
 from .deadlines import deadline_after, earliest, has_passed
 from .errors import BertClientTimeoutError
 from .mailbox import Mailbox
+from .progress import progress_bar
 from .protocol import (
     SHOW_CONFIG,
     SHOW_STATUS,
@@ -34,6 +36,10 @@ DEFAULT_COMMAND_TIMEOUT_MS = 30_000
 # first, then backing off to once a second
 FIRST_RESEND_AFTER_S = 0.1
 MAX_RESEND_INTERVAL_S = 1.0
+# a blocking encode of more texts than this is sent as several requests
+DEFAULT_CHUNK_SIZE = 4096
+# chunks sent ahead of the answers: the server always has the next one queued
+CHUNKS_IN_FLIGHT = 3
 
 Embedding = Union[np.ndarray, List[Any]]
 
@@ -154,17 +160,25 @@ class BertClient:
         blocking: bool = True,
         is_tokenized: bool = False,
         show_tokens: bool = False,
+        show_progress: bool = False,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
     ) -> Any:
         """Encode a list of str (or of token lists with is_tokenized=True).
 
         Blocking: returns the embedding, or `(embedding, tokens)` with show_tokens when the
-        server sends tokens. Non-blocking: returns None; take the result with fetch/fetch_all.
+        server sends tokens. A list longer than `chunk_size` is sent as several requests, a
+        few at a time, and joined in order; `show_progress` draws a progress bar (tqdm's if
+        installed). Non-blocking: sends one request and returns None; take the result with
+        fetch/fetch_all.
         """
         self._ensure_open()
         check_texts(texts, is_tokenized)
         if self._check_length and self._config is not None:
             warn_if_too_long(texts, is_tokenized, self._config.get("max_seq_len"), stacklevel=2)
         with_tokens = show_tokens and self._server_sends_tokens()
+        if blocking and (len(texts) > chunk_size or show_progress):
+            embedding, tokens = self._encode_in_chunks(texts, chunk_size, show_progress)
+            return (embedding, tokens) if with_tokens else embedding
         request_id = self._send(texts_payload(texts), len(texts), expect_encoding=True)
         if not blocking:
             return None
@@ -281,6 +295,44 @@ class BertClient:
                 error = self._timeout_error(f"could not send request {request_id}", self.timeout)
                 raise error from None
             return request_id
+
+    def _encode_in_chunks(
+        self, texts: list, chunk_size: int, show_progress: bool
+    ) -> tuple[Embedding, Any]:
+        """Send chunks CHUNKS_IN_FLIGHT at a time; join their answers in order."""
+        limit = (self._config or {}).get("max_request_bytes")
+        spans = chunk_spans(
+            len(texts), chunk_size, lambda span: texts_payload(texts[span[0] : span[1]]), limit
+        )
+        in_flight: dict[int, int] = {}  # request id -> chunk number
+        arrays: list[np.ndarray] = []
+        tokens: list[Any] = []
+        bar = progress_bar(len(texts), show_progress)
+        try:
+            for (start, end), payload in spans:
+                in_flight[self._send(payload, end - start, expect_encoding=True)] = len(arrays)
+                arrays.append(np.empty(0))
+                tokens.append("")
+                while len(in_flight) >= CHUNKS_IN_FLIGHT:
+                    self._receive_chunk(in_flight, arrays, tokens, bar)
+            while in_flight:
+                self._receive_chunk(in_flight, arrays, tokens, bar)
+        finally:
+            bar.close()
+            for request_id in in_flight:  # after an error: drop the other chunks' answers
+                self._mailbox.forget(request_id)
+        embedding = join_rows(arrays)
+        return (embedding.tolist() if self.output_fmt == "list" else embedding), join_tokens(tokens)
+
+    def _receive_chunk(
+        self, in_flight: dict[int, int], arrays: list, tokens: list, bar: Any
+    ) -> None:
+        reply = self._mailbox.wait_for_encodings(in_flight, deadline_after(self.timeout))
+        if reply is None:
+            raise self._timeout_error("no result for a chunk of a large encode", self.timeout)
+        chunk = in_flight.pop(reply.request_id)
+        arrays[chunk], tokens[chunk] = decode_encoding(reply)
+        bar.update(len(arrays[chunk]))
 
     def _ask(self, command: bytes) -> dict:
         """Send a config/status command, resending until an answer to any of them arrives."""

@@ -63,12 +63,14 @@ class ConcurrentBertClient:
         blocking: bool = True,
         is_tokenized: bool = False,
         show_tokens: bool = False,
+        **chunking: Any,
     ) -> Any:
-        """BertClient.encode on a free client (see the class docstring for blocking=False)."""
+        """BertClient.encode on a free client (see the class docstring for blocking=False);
+        ``chunking``: show_progress and chunk_size of BertClient.encode."""
         if not blocking:
             return self._kept_client().encode(texts, False, is_tokenized, show_tokens)
         with self._borrowed() as client:
-            return client.encode(texts, True, is_tokenized, show_tokens)
+            return client.encode(texts, True, is_tokenized, show_tokens, **chunking)
 
     def fetch(self, delay: float = 0.0) -> Iterator[Response]:
         """Results of this thread's non-blocking encodes, in arrival order."""

@@ -55,7 +55,13 @@ class Mailbox:
             return bool(self._pending)
 
     def wait_for_encoding(self, request_id: int, deadline: float | None) -> Reply | None:
-        return self._wait(lambda r: r.is_encoding and r.request_id == request_id, deadline)
+        return self.wait_for_encodings((request_id,), deadline)
+
+    def wait_for_encodings(
+        self, request_ids: Collection[int], deadline: float | None
+    ) -> Reply | None:
+        """The first answer to any of ``request_ids``, whichever comes first."""
+        return self._wait(lambda r: r.is_encoding and r.request_id in request_ids, deadline)
 
     def wait_for_command(
         self, request_ids: Collection[int], deadline: float | None

@@ -1,1 +1,1 @@
-"""Console scripts: ``bert-serving-start`` and ``bert-serving-terminate``."""
+"""Console scripts: bert-serving-start, bert-serving-terminate, bert-serving-benchmark."""

@@ -1,0 +1,74 @@
+"""Where the numbers come from: the processor, the cores, the software versions.
+
+Speeds mean little without the machine they were measured on, so every report names it.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from importlib import metadata
+
+from bert_serving.server.devices import CPU
+
+# Distributions whose versions decide the speed or the protocol; missing ones are left out.
+DISTRIBUTIONS = (
+    "bert-serving-server",
+    "bert-serving-client",
+    "tensorflow",
+    "tensorflow-cpu",
+    "numpy",
+    "pyzmq",
+)
+
+
+def describe_machine(cpuinfo: str = "/proc/cpuinfo") -> dict[str, object]:
+    """Processor model (when /proc/cpuinfo names it), usable cores, OS and Python."""
+    return {
+        "cpu": _cpu_model(cpuinfo),
+        "cores": usable_cores(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+    }
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (a container or taskset may allow fewer than exist)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _cpu_model(cpuinfo: str) -> str | None:
+    try:
+        with open(cpuinfo, encoding="utf-8") as lines:
+            for line in lines:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name":
+                    return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def installed_versions() -> dict[str, str]:
+    """Versions of the installed DISTRIBUTIONS."""
+    versions = {}
+    for name in DISTRIBUTIONS:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def device_label(devices: list[int] | None, cores: int) -> str:
+    """The table column of this machine, as 1.10 named it: "1 GPU", or "CPU (2 cores)"."""
+    if not devices:
+        return "no server started"
+    gpus = {device for device in devices if device != CPU}
+    details = [] if gpus else [f"{cores} cores"]
+    if len(devices) > max(len(gpus), 1):
+        details.append(f"{len(devices)} workers")
+    name = f"{len(gpus)} GPU" if gpus else "CPU"
+    return f"{name} ({', '.join(details)})" if details else name

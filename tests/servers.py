@@ -24,8 +24,11 @@ def free_ports(count: int) -> list[int]:
 
 
 def server_args(model_dir: Path | None, *extra: str):
+    """Parsed arguments on free ports, on the CPU, in float32 (unless ``extra`` says
+    otherwise), so that answers can be compared with an in-process float32 encoder."""
     port, port_out = free_ports(2)
-    argv = ["-port", str(port), "-port_out", str(port_out), "-cpu", *extra]
+    precision = [] if "-precision" in extra else ["-precision", "float32"]
+    argv = ["-port", str(port), "-port_out", str(port_out), "-cpu", *precision, *extra]
     if model_dir is not None:
         argv += ["-model_dir", str(model_dir)]
     return get_args_parser().parse_args(argv)

@@ -48,6 +48,7 @@ EXPECTED_DEFAULTS = {
     "cpu": False,
     "xla": False,
     "fp16": False,
+    "precision": "auto",
     "gpu_memory_fraction": 0.5,
     "device_map": [],
     "prefetch_size": 10,

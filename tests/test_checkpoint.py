@@ -18,7 +18,8 @@ FEATURES = make_features([[2, 10, 11, 3], [2, 30, 31, 32, 33, 3]])
 
 
 def vectors(model_dir, **kwargs):
-    return SentenceEncoder(inspect_model(model_dir, **kwargs)).encode_features(FEATURES)
+    spec = inspect_model(model_dir, **kwargs)
+    return SentenceEncoder(spec, EncoderSettings(precision="float32")).encode_features(FEATURES)
 
 
 def test_google_and_hf_layouts_give_the_same_vectors(google_model_dir, hf_model_dir):
@@ -71,7 +72,9 @@ def test_fine_tuned_checkpoint_overrides_weights_and_extras_are_ignored(
         spec = inspect_model(google_model_dir, tmp_path, ckpt_name="model.ckpt-343")
     assert "ignored 4 non-BERT variables" in caplog.text  # global_step, head, adam slot
     assert any(str(tmp_path) in line for line in spec.describe_origin())
-    got = SentenceEncoder(spec, EncoderSettings(max_seq_len=None)).encode_features(FEATURES)
+    got = SentenceEncoder(
+        spec, EncoderSettings(max_seq_len=None, precision="float32")
+    ).encode_features(FEATURES)
     want = reference_encode(tuned, tiny_config, FEATURES, "REDUCE_MEAN", [-2])
     np.testing.assert_allclose(got, want, atol=2e-4)
 

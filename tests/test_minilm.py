@@ -22,7 +22,7 @@ TEXTS = [
     "unaffable antidisestablishmentarianism " + "x" * 120,
     "The quick brown fox jumps over the lazy dog. " * 3,
 ]
-SETTINGS = {"max_seq_len": None, "pooling_layer": (-1, -4)}
+SETTINGS = {"max_seq_len": None, "pooling_layer": (-1, -4), "precision": "float32"}
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +68,8 @@ def test_real_weights_match_the_numpy_reference(minilm_dir, minilm_config, minil
 def test_sentence_transformers_style_embedding_is_meaningful(minilm_dir):
     """Mean of the last layer, normalised, as all-MiniLM-L6-v2 was trained to be used."""
     encoder = SentenceEncoder(
-        inspect_model(minilm_dir), EncoderSettings(pooling_layer=(-1,), max_seq_len=128)
+        inspect_model(minilm_dir),
+        EncoderSettings(pooling_layer=(-1,), max_seq_len=128, precision="float32"),
     )
     vectors = encoder.encode(
         [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from bert_serving.server.args import PoolingStrategy
 from bert_serving.server.model.checkpoint import inspect_model
@@ -21,6 +22,7 @@ def features(rows=ROWS, segments=SEGMENTS, masks=None):
 
 
 def encoder_for(model_dir, **settings) -> SentenceEncoder:
+    settings.setdefault("precision", "float32")  # the reference is float64
     return SentenceEncoder(inspect_model(model_dir), EncoderSettings(**settings))
 
 
@@ -122,7 +124,7 @@ def test_fp16_returns_float16_close_to_reference(google_model_dir, tiny_weights,
 def test_float16_arithmetic_path_stays_close(google_model_dir, tiny_weights, tiny_config):
     """The reduced-precision compute used on GPUs, run here on the CPU."""
     spec = inspect_model(google_model_dir)
-    encoder = SentenceEncoder(spec, EncoderSettings(fp16=True), reduced_precision=True)
+    encoder = SentenceEncoder(spec, EncoderSettings(fp16=True), dtype=tf.float16)
     assert encoder.compute_dtype.name == "float16"
     assert_matches_reference(
         encoder, tiny_weights, tiny_config, features(), "REDUCE_MEAN", (-2,), atol=8e-2

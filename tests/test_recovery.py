@@ -43,7 +43,9 @@ def wait_for(condition, timeout: float, what: str) -> float:
 
 
 def test_killing_a_worker_and_the_sink_loses_no_request(google_model_dir):
-    reference = SentenceEncoder(inspect_model(google_model_dir), EncoderSettings())
+    reference = SentenceEncoder(
+        inspect_model(google_model_dir), EncoderSettings(precision="float32")
+    )
     answers: dict[tuple[int, int], np.ndarray] = {}
     errors: list[BaseException] = []
     stop = threading.Event()

@@ -69,7 +69,9 @@ def server(google_model_dir):
 @pytest.fixture(scope="module")
 def reference(google_model_dir):
     """The same model in this process: what every answer must equal."""
-    encoder = SentenceEncoder(inspect_model(google_model_dir), EncoderSettings(max_seq_len=16))
+    encoder = SentenceEncoder(
+        inspect_model(google_model_dir), EncoderSettings(max_seq_len=16, precision="float32")
+    )
     return lambda texts, **kw: encoder.encode(texts, **kw)
 
 

@@ -97,7 +97,7 @@ class Soak:
 @pytest.mark.slow
 def test_soak_32_clients(google_model_dir: Path, tmp_path: Path):
     pool = distinct_pool(NUM_CLIENTS * TEXTS_PER_CLIENT, seed=0)
-    encoder = SentenceEncoder(inspect_model(google_model_dir), EncoderSettings())
+    encoder = SentenceEncoder(inspect_model(google_model_dir), EncoderSettings(precision="float32"))
     expected = np.concatenate(
         [encoder.encode(pool[start : start + 256]).embeddings for start in range(0, len(pool), 256)]
     )

@@ -46,7 +46,7 @@ def sentences(count: int, seed: int) -> list[str]:
 
 @pytest.fixture(scope="module")
 def reference(google_model_dir):
-    encoder = SentenceEncoder(inspect_model(google_model_dir), EncoderSettings())
+    encoder = SentenceEncoder(inspect_model(google_model_dir), EncoderSettings(precision="float32"))
     return lambda texts: encoder.encode(texts).embeddings
 
 

@@ -116,7 +116,7 @@ def ours(minilm_spec, minilm_tensors):
 
     def encode(strategy: str, layers: tuple[int, ...] = (-1,)) -> np.ndarray:
         settings = EncoderSettings(
-            max_seq_len=None, pooling_strategy=strategy, pooling_layer=layers
+            max_seq_len=None, pooling_strategy=strategy, pooling_layer=layers, precision="float32"
         )
         encoder = SentenceEncoder(minilm_spec, settings, weights=minilm_tensors)
         return encoder.encode(SENTENCES).embeddings

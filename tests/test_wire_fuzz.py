@@ -91,7 +91,7 @@ def server(live: LiveServer) -> BertServer:
 @pytest.fixture(scope="module")
 def expected(google_model_dir) -> np.ndarray:
     """HEALTH_TEXTS encoded in this process: what the server must keep answering."""
-    encoder = SentenceEncoder(inspect_model(google_model_dir), EncoderSettings())
+    encoder = SentenceEncoder(inspect_model(google_model_dir), EncoderSettings(precision="float32"))
     return encoder.encode(HEALTH_TEXTS).embeddings
 
 

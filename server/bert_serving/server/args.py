@@ -13,6 +13,7 @@ import os
 from enum import Enum
 
 from bert_serving.server import __version__
+from bert_serving.server.model.precision import PRECISIONS
 from bert_serving.server.security import check_key_files
 
 MIN_MAX_SEQ_LEN = 4
@@ -237,6 +238,11 @@ def _add_serving_configs(group: argparse._ArgumentGroup) -> None:
     group.add_argument(
         "-fp16", action="store_true", default=False,
         help="return float16 vectors (computed in float16 on GPUs)",
+    )
+    group.add_argument(
+        "-precision", choices=PRECISIONS, default="auto",
+        help="number format of the forward pass: auto is bfloat16 on CPUs with AMX (faster, "
+        "cosine to float32 above 0.9998) and float32 elsewhere; float32 for exact vectors",
     )
     group.add_argument(
         "-gpu_memory_fraction", type=float, default=0.5,

@@ -50,7 +50,11 @@ def run_worker(
         startup.send(("error", f"worker {worker_id}: {err}"))
         return
     startup.send(("ready", worker_id))
-    logger.info("ready on %s", "CPU" if device_id < 0 else f"GPU {device_id}")
+    logger.info(
+        "ready on %s, computing in %s",
+        "CPU" if device_id < 0 else f"GPU {device_id}",
+        encoder.compute_dtype.name,
+    )
     _serve(identity, encoder, args, addresses, current_part, logger)
 
 

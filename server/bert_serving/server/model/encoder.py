@@ -28,6 +28,7 @@ from .checkpoint import (
 )
 from .errors import ModelError
 from .pooling import NO_POOLING, POOLED, STRATEGIES, pool
+from .precision import compute_dtype
 
 Texts = Union[Sequence[str], Sequence[Sequence[str]]]
 
@@ -50,6 +51,7 @@ class EncoderSettings:
     cased_tokenization: bool = False
     fp16: bool = False
     xla: bool = False
+    precision: str = "auto"
 
     @classmethod
     def from_args(cls, args) -> EncoderSettings:
@@ -79,7 +81,7 @@ class SentenceEncoder:
         spec: ModelSpec,
         settings: EncoderSettings = EncoderSettings(),
         weights: dict[str, np.ndarray] | None = None,
-        reduced_precision: bool | None = None,
+        dtype: tf.DType | None = None,
         logger: logging.Logger | None = None,
     ):
         self.spec = spec
@@ -95,9 +97,11 @@ class SentenceEncoder:
                 f"-max_seq_len {settings.max_seq_len} exceeds the model's "
                 f"max_position_embeddings {config.max_position_embeddings}"
             )
-        if reduced_precision is None:  # float16 arithmetic pays off on GPUs only
-            reduced_precision = settings.fp16 and bool(tf.config.list_physical_devices("GPU"))
-        self.compute_dtype = tf.float16 if reduced_precision else tf.float32
+        self.compute_dtype = dtype or tf.as_dtype(
+            compute_dtype(
+                settings.precision, settings.fp16, bool(tf.config.list_physical_devices("GPU"))
+            )
+        )
         num_built = (
             config.num_hidden_layers
             if settings.pooling_strategy == POOLED

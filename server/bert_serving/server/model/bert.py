@@ -15,15 +15,13 @@ import tensorflow as tf
 from .config import BertConfig
 from .weights import POOLER_BIAS, POOLER_KERNEL, layer_prefix
 
-_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
-
-
 def _gelu_exact(x: tf.Tensor) -> tf.Tensor:
-    return 0.5 * x * (1.0 + tf.math.erf(x / tf.cast(math.sqrt(2.0), x.dtype)))
+    # tf.nn.gelu rather than its formula: grappler fuses it into the preceding matmul
+    return tf.nn.gelu(x, approximate=False)
 
 
 def _gelu_tanh(x: tf.Tensor) -> tf.Tensor:
-    return 0.5 * x * (1.0 + tf.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)))
+    return tf.nn.gelu(x, approximate=True)
 
 
 ACTIVATIONS = {
@@ -44,7 +42,7 @@ class Dense(tf.Module):
         self.bias = tf.Variable(bias, dtype=dtype, trainable=False, name="bias")
 
     def __call__(self, x: tf.Tensor) -> tf.Tensor:
-        return tf.matmul(x, self.kernel) + self.bias
+        return tf.nn.bias_add(tf.matmul(x, self.kernel), self.bias)  # one fused kernel
 
 
 class LayerNorm(tf.Module):

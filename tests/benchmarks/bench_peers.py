@@ -57,7 +57,6 @@ import os
 import platform
 import queue
 import random
-import socket
 import subprocess
 import sys
 import time
@@ -416,22 +415,12 @@ def cpu_cores() -> int:
     return len(os.sched_getaffinity(0))
 
 
-def free_ports(count: int) -> list[int]:
-    """Ports nothing listens on now (the OS picks them)."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
 @contextmanager
 def server_process(setup: Setup) -> Iterator[tuple[subprocess.Popen, int, int]]:
     """``bert-serving-start`` as a user runs it, in its own process (its own GIL); stopped
     with SIGTERM (a graceful drain) afterwards. Its log goes to --work-dir/server.log."""
+    from bert_serving.server.ports import free_ports
+
     port, port_out = free_ports(2)
     command = [sys.executable, "-m", "bert_serving.server.cli.start", "-cpu"]
     command += ["-model_dir", str(setup.model_dir), "-port", str(port), "-port_out", str(port_out)]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import socket
 import statistics
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,6 +15,7 @@ from typing import Callable
 
 from bert_serving.server import BertServer
 from bert_serving.server.args import bind_address
+from bert_serving.server.ports import free_ports
 
 from .experiments import Point, Settings
 from .load import Address, client_batches, time_rounds
@@ -156,20 +156,8 @@ def timestamp() -> str:
 
 def _ports(port: int | None, port_out: int | None) -> tuple[int, int]:
     """The ports asked for, or free ones: each server of the run gets its own."""
-    free = _free_ports(2)
+    free = free_ports(2)
     return port or free[0], port_out or free[1]
-
-
-def _free_ports(count: int) -> list[int]:
-    """Ports no one listens on now (all held at once, so they differ)."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def _client_ip(bind_ip: str) -> str:

@@ -261,6 +261,7 @@ def _run_info(
             "pooling_strategy": str(args.pooling_strategy),
             "xla": args.xla,
             "fp16": args.fp16,
+            "precision": args.precision,
         },
         load=options,
         machine=describe_machine(),

@@ -15,6 +15,7 @@ import tensorflow as tf
 from .config import BertConfig
 from .weights import POOLER_BIAS, POOLER_KERNEL, layer_prefix
 
+
 def _gelu_exact(x: tf.Tensor) -> tf.Tensor:
     # tf.nn.gelu rather than its formula: grappler fuses it into the preceding matmul
     return tf.nn.gelu(x, approximate=False)

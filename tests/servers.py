@@ -13,12 +13,16 @@ from bert_serving.server.helper import get_args_parser
 from bert_serving.server.ports import free_ports
 
 
+def exact(extra: tuple[str, ...]) -> list[str]:
+    """``extra`` with ``-precision float32`` unless it names a precision: answers are then
+    comparable with an in-process float32 encoder (bfloat16 would differ by about 1e-2)."""
+    return [*extra] if "-precision" in extra else [*extra, "-precision", "float32"]
+
+
 def server_args(model_dir: Path | None, *extra: str):
-    """Parsed arguments on free ports, on the CPU, in float32 (unless ``extra`` says
-    otherwise), so that answers can be compared with an in-process float32 encoder."""
+    """Parsed arguments on free ports, on the CPU, in float32 unless ``extra`` says otherwise."""
     port, port_out = free_ports(2)
-    precision = [] if "-precision" in extra else ["-precision", "float32"]
-    argv = ["-port", str(port), "-port_out", str(port_out), "-cpu", *precision, *extra]
+    argv = ["-port", str(port), "-port_out", str(port_out), "-cpu", *exact(extra)]
     if model_dir is not None:
         argv += ["-model_dir", str(model_dir)]
     return get_args_parser().parse_args(argv)
@@ -49,7 +53,8 @@ def ports_are_free(*ports: int) -> bool:
 
 
 def start_command(model_dir: Path, port: int, port_out: int, *extra: str) -> list[str]:
-    """``bert-serving-start`` as a user types it, on the CPU and the given ports."""
+    """``bert-serving-start`` as a user types it, on the CPU and the given ports, in float32
+    unless ``extra`` says otherwise."""
     return [
         sys.executable,
         "-m",
@@ -61,7 +66,7 @@ def start_command(model_dir: Path, port: int, port_out: int, *extra: str) -> lis
         "-port_out",
         str(port_out),
         "-cpu",
-        *extra,
+        *exact(extra),
     ]
 
 

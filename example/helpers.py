@@ -8,13 +8,13 @@ already running. The test suite uses the second way to share one server between 
 from __future__ import annotations
 
 import argparse
-import socket
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
 
 from bert_serving.client import BertClient
+from bert_serving.server.ports import free_ports
 
 READY_TIMEOUT_S = 180
 
@@ -60,18 +60,6 @@ def example_parser(description: str | None) -> argparse.ArgumentParser:
         help="model of the server this example starts (default: the embedded MiniLM)",
     )
     return parser
-
-
-def free_ports(count: int) -> list[int]:
-    """Ports nobody listens on right now (bound together so that they differ)."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 @contextmanager

@@ -22,16 +22,16 @@ demo: $(STAMP)
 	$(PY) example/demo.py
 
 test: $(STAMP)
-	$(VENV)/bin/ruff check server client tests example
+	$(VENV)/bin/ruff check server client tests example benchmarks
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check server client tests example
+	$(VENV)/bin/ruff check server client tests example benchmarks
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache artifacts
 
-# The peer benchmark (tests/benchmarks/bench_peers.py) in a venv of its own, with PyTorch.
+# The peer benchmark (benchmarks/bench_peers.py) in a venv of its own, with PyTorch.
 # torch==2.13.0 (the CPU wheel on this machine's disk) goes in first and stays pinned, so
 # that sentence-transformers cannot pull another (CUDA) build. BENCH_ARGS="--smoke" etc.
 PEERS_VENV ?= .venv-peers
@@ -48,4 +48,4 @@ $(PEERS_STAMP): server/pyproject.toml client/pyproject.toml
 	touch $(PEERS_STAMP)
 
 bench-peers: $(PEERS_STAMP)
-	$(PEERS_VENV)/bin/python tests/benchmarks/bench_peers.py $(BENCH_ARGS)
+	$(PEERS_VENV)/bin/python benchmarks/bench_peers.py $(BENCH_ARGS)

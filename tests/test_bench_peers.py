@@ -1,4 +1,4 @@
-"""tests/benchmarks/bench_peers.py runs end to end in smoke mode on the tiny model.
+"""benchmarks/bench_peers.py runs end to end in smoke mode on the tiny model.
 
 In the main venv torch, sentence-transformers and onnxruntime are absent: the script must
 name each skipped peer with its reason and still measure the raw forward and the server.
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parent / "benchmarks" / "bench_peers.py"
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_peers.py"
 RAW = "raw forward"
 SERVERS = ("server (one call)", "server (batches of 256)")
 PEER_MODULES = {

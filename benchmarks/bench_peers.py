@@ -1,6 +1,6 @@
 """Peer benchmark: this project against sentence-transformers and ONNX Runtime, in one run.
 
-    python tests/benchmarks/bench_peers.py [--sentences 2048] [--rounds 3] [--smoke]
+    python benchmarks/bench_peers.py [--sentences 2048] [--rounds 3] [--smoke]
     make bench-peers       # in .venv-peers, which has torch, sentence-transformers, onnxruntime
 
 Every method encodes the same seeded corpus with the same weights (all-MiniLM-L6-v2, or

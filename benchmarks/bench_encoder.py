@@ -1,6 +1,6 @@
 """Encoder speed on this machine: sentences/s of the forward pass, printed as ratios of one run.
 
-    python tests/benchmarks/bench_encoder.py [--sentences 2048] [--layers -1]
+    python benchmarks/bench_encoder.py [--sentences 2048] [--layers -1]
 
 Compares, on the embedded all-MiniLM-L6-v2 and sentences of about 27 tokens:
   plain     the straightforward TF2 forward: every text padded to the longest, eager ops

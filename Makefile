@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test lint clean bench-peers
+.PHONY: venv demo test test-fast lint clean bench-peers
 
 venv: $(STAMP)
 
@@ -21,12 +21,18 @@ $(STAMP): server/pyproject.toml client/pyproject.toml tests/requirements.txt
 demo: $(STAMP)
 	$(PY) example/demo.py
 
-test: $(STAMP)
-	$(VENV)/bin/ruff check server client tests example benchmarks
+LINTED := server client tests example benchmarks
+
+test: lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# the quick loop while changing code: everything but the tests marked slow
+test-fast: lint
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
 lint: $(STAMP)
-	$(VENV)/bin/ruff check server client tests example benchmarks
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/ruff format --check $(LINTED)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache artifacts

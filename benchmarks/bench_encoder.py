@@ -77,8 +77,9 @@ def main() -> None:
             )
             layers[options.layers[0]].numpy()
 
-    results = best_rates({"plain": plain, "encoder": encoder.encode, "xla": xla.encode}, texts,
-                         options.rounds)
+    results = best_rates(
+        {"plain": plain, "encoder": encoder.encode, "xla": xla.encode}, texts, options.rounds
+    )
     for name, value in results.items():
         print(f"{name:>8}: {value:7.1f} sentences/s  ({value / results['plain']:.2f}x plain)")
 

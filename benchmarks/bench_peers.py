@@ -110,36 +110,87 @@ VERSIONS_OF = (
 # ---- the corpus -------------------------------------------------------------------------
 
 SUBJECTS = (
-    "the old farmer", "my younger sister", "a small group of students", "the new manager",
-    "our neighbour across the street", "the tired doctor", "a young engineer", "the teacher",
-    "most of the visitors", "the local bakery", "her grandfather", "the city council",
-    "a friendly stranger", "the children in the park", "his best friend", "the author",
+    "the old farmer",
+    "my younger sister",
+    "a small group of students",
+    "the new manager",
+    "our neighbour across the street",
+    "the tired doctor",
+    "a young engineer",
+    "the teacher",
+    "most of the visitors",
+    "the local bakery",
+    "her grandfather",
+    "the city council",
+    "a friendly stranger",
+    "the children in the park",
+    "his best friend",
+    "the author",
 )
 VERBS = (
-    "carried", "noticed", "repaired", "painted", "described", "forgot", "ordered", "cleaned",
-    "borrowed", "discovered", "recommended", "photographed", "criticised", "explained",
-    "delivered", "sold",
+    "carried",
+    "noticed",
+    "repaired",
+    "painted",
+    "described",
+    "forgot",
+    "ordered",
+    "cleaned",
+    "borrowed",
+    "discovered",
+    "recommended",
+    "photographed",
+    "criticised",
+    "explained",
+    "delivered",
+    "sold",
 )
 OBJECTS = (
-    "the broken fence", "a letter from the bank", "three heavy boxes of books",
-    "the wooden table", "an unusual bird", "the weekly report", "a cheap bicycle",
-    "the garden behind the house", "a cup of strong coffee", "the old photographs",
-    "the plan for the new bridge", "a basket of fresh apples", "the difficult question",
+    "the broken fence",
+    "a letter from the bank",
+    "three heavy boxes of books",
+    "the wooden table",
+    "an unusual bird",
+    "the weekly report",
+    "a cheap bicycle",
+    "the garden behind the house",
+    "a cup of strong coffee",
+    "the old photographs",
+    "the plan for the new bridge",
+    "a basket of fresh apples",
+    "the difficult question",
 )
 PLACES = (
-    "near the river", "after the long meeting", "in the quiet library", "on a cold morning",
-    "before lunch", "at the edge of the town", "during the storm", "in front of everyone",
-    "without any help", "late in the evening", "at the train station",
+    "near the river",
+    "after the long meeting",
+    "in the quiet library",
+    "on a cold morning",
+    "before lunch",
+    "at the edge of the town",
+    "during the storm",
+    "in front of everyone",
+    "without any help",
+    "late in the evening",
+    "at the train station",
 )
 ADVERBS = ("quickly", "carefully", "quietly", "finally", "once again", "proudly")
 OPENINGS = (
-    "yesterday", "last winter", "according to the newspaper", "in the end", "as expected",
-    "to everyone's surprise", "on the first day",
+    "yesterday",
+    "last winter",
+    "according to the newspaper",
+    "in the end",
+    "as expected",
+    "to everyone's surprise",
+    "on the first day",
 )
 LINKS = ("and", "but", "so", "while", "because", "although")
 ENDINGS = (
-    "before anyone else arrived", "as the sun went down", "for the second time this year",
-    "even though nobody had asked", "just as the rain began", "with surprising patience",
+    "before anyone else arrived",
+    "as the sun went down",
+    "for the second time this year",
+    "even though nobody had asked",
+    "just as the rain began",
+    "with surprising patience",
 )
 
 
@@ -738,6 +789,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="\n".join(__doc__.splitlines()[4:]),
     )
+
     def option(flag: str, default: object, text: str) -> None:
         kind = type(default)
         parser.add_argument(flag, type=kind, default=default, help=f"{text} (default %(default)s)")

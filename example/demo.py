@@ -34,8 +34,9 @@ def cosine_matrix(vectors: np.ndarray) -> np.ndarray:
 def main() -> int:
     port, port_out = free_port(), free_port()
     started = time.monotonic()
-    server = subprocess.Popen([str(BIN / "bert-serving-start"), "-port", str(port),
-                               "-port_out", str(port_out), "-cpu"])
+    server = subprocess.Popen(
+        [str(BIN / "bert-serving-start"), "-port", str(port), "-port_out", str(port_out), "-cpu"]
+    )
     try:
         with BertClient(port=port, port_out=port_out, timeout=180_000) as bc:
             vectors = bc.encode(SENTENCES)
@@ -48,8 +49,10 @@ def main() -> int:
             for i, sentence in enumerate(SENTENCES):
                 print(f"{sentence!r:>22}: " + "  ".join(f"{v:.3f}" for v in similarity[i]))
     finally:
-        subprocess.run([str(BIN / "bert-serving-terminate"), "-port", str(port),
-                        "-timeout", "30000"], check=False)
+        subprocess.run(
+            [str(BIN / "bert-serving-terminate"), "-port", str(port), "-timeout", "30000"],
+            check=False,
+        )
         try:
             server.wait(60)
         except subprocess.TimeoutExpired:

@@ -33,7 +33,9 @@ OPTIONS = LoadOptions(num_warmup=1, num_repeat=2, seed=0, client_timeout=60)
 def run_benchmark(*argv: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [*command("bert-serving-benchmark", "bert_serving.server.cli.benchmark"), *argv],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -49,12 +51,18 @@ def table_rows(stdout: str, experiment: str) -> dict[str, str]:
 def smoke_run(google_model_dir, tmp_path_factory):
     output_dir = tmp_path_factory.mktemp("benchmark")
     argv = [
-        "-model_dir", str(google_model_dir),
-        "-output_dir", str(output_dir),
-        "-max_seq_len", str(COMMON.max_seq_len),
-        "-pooling_layer", "-1",
-        "-client_batch_size", str(COMMON.client_batch_size),
-        "-num_repeat", str(OPTIONS.num_repeat),
+        "-model_dir",
+        str(google_model_dir),
+        "-output_dir",
+        str(output_dir),
+        "-max_seq_len",
+        str(COMMON.max_seq_len),
+        "-pooling_layer",
+        "-1",
+        "-client_batch_size",
+        str(COMMON.client_batch_size),
+        "-num_repeat",
+        str(OPTIONS.num_repeat),
         "-test_max_batch_size",  # no values: skipped
         "-test_pooling_layer",
     ]
@@ -123,8 +131,14 @@ def test_a_setting_the_server_refuses_is_reported_and_the_exit_code_says_so(
     google_model_dir, tmp_path
 ):
     done = run_benchmark(
-        "-model_dir", str(google_model_dir), "-output_dir", str(tmp_path),
-        "-experiments", "pooling_layer", "-test_pooling_layer", "-9",
+        "-model_dir",
+        str(google_model_dir),
+        "-output_dir",
+        str(tmp_path),
+        "-experiments",
+        "pooling_layer",
+        "-test_pooling_layer",
+        "-9",
     )
     assert done.returncode == 1, done.stdout + done.stderr
     assert "| -9 | failed |" in done.stdout
@@ -157,8 +171,17 @@ def test_sentences_are_deterministic_with_a_seed():
 def test_the_lists_parse_and_an_empty_one_skips_its_experiment():
     parser = benchmark_cli.get_benchmark_parser()
     args = parser.parse_args(
-        ["-test_max_seq_len", "20", "40", "-test_pooling_layer", "-1", "-3", "-test_num_client",
-         "-num_worker", "2"]
+        [
+            "-test_max_seq_len",
+            "20",
+            "40",
+            "-test_pooling_layer",
+            "-1",
+            "-3",
+            "-test_num_client",
+            "-num_worker",
+            "2",
+        ]
     )
     assert args.test_max_seq_len == [20, 40] and args.test_pooling_layer == [-1, -3]
     assert args.test_num_client == [] and args.num_worker == 2
@@ -167,17 +190,24 @@ def test_the_lists_parse_and_an_empty_one_skips_its_experiment():
     tested = {name: getattr(args, f"test_{name}") for name in args.experiments}
     points = plan(COMMON, tested)
     assert {point.experiment for point in points} == {
-        "max_seq_len", "client_batch_size", "max_batch_size", "pooling_layer"
+        "max_seq_len",
+        "client_batch_size",
+        "max_batch_size",
+        "pooling_layer",
     }
     assert [p.settings for p in points if p.experiment == "pooling_layer"] == [
-        Settings(16, 256, (-1,), 8, 1), Settings(16, 256, (-3,), 8, 1)
+        Settings(16, 256, (-1,), 8, 1),
+        Settings(16, 256, (-3,), 8, 1),
     ]
 
 
 def test_client_side_points_share_the_common_server():
     points = plan(COMMON, {"client_batch_size": [1, 64], "num_client": [4], "max_seq_len": [32]})
     assert [point.experiment for point in points] == [
-        "max_seq_len", "client_batch_size", "client_batch_size", "num_client"
+        "max_seq_len",
+        "client_batch_size",
+        "client_batch_size",
+        "num_client",
     ]
     keys = {point.settings.server_key for point in points[1:]}
     assert keys == {COMMON.server_key} != {points[0].settings.server_key}
@@ -240,13 +270,21 @@ def test_plots_are_skipped_without_matplotlib(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(benchmark_cli, "plots_available", lambda: False)
     result = PointResult(Point("num_client", 2, COMMON), 0, [0.5])
     info = RunInfo(
-        started="now", command=["bert-serving-benchmark"], model={}, common={}, load=OPTIONS,
-        machine=describe_machine(), versions={}, device="CPU (2 cores)",
+        started="now",
+        command=["bert-serving-benchmark"],
+        model={},
+        common={},
+        load=OPTIONS,
+        machine=describe_machine(),
+        versions={},
+        device="CPU (2 cores)",
     )
     benchmark_cli._write_outputs(tmp_path, info, [result], "tables\n")
     assert "plots skipped: matplotlib is not installed" in capsys.readouterr().out
     assert sorted(path.name for path in tmp_path.iterdir()) == [
-        "results.csv", "results.json", "results.md"
+        "results.csv",
+        "results.json",
+        "results.md",
     ]
 
 

@@ -32,7 +32,9 @@ def command(script: str, module: str) -> list[str]:
 def run_start(*argv: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [*command("bert-serving-start", "bert_serving.server.cli.start"), *argv],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -260,7 +262,9 @@ def test_terminate_without_a_server_fails_fast(capsys):
 def test_terminate_help_runs_as_a_script():
     result = subprocess.run(
         [*command("bert-serving-terminate", "bert_serving.server.cli.terminate"), "--help"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0
     assert "-timeout" in result.stdout

@@ -34,7 +34,8 @@ class FakeGPUtil:
     def getAvailable(self, **options) -> list[int]:  # noqa: N802 (GPUtil's name)
         self.available_calls.append(options)
         free = [
-            gpu for gpu in self.gpus
+            gpu
+            for gpu in self.gpus
             if gpu.load < options["maxLoad"]
             and gpu.memoryUsed / gpu.memoryTotal < options["maxMemory"]
         ]

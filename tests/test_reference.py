@@ -71,9 +71,9 @@ def _naive_first_layer(weights, config, ids, segments):
     def layer_norm(v, scope):
         mean = sum(v) / len(v)
         var = sum((a - mean) ** 2 for a in v) / len(v)
-        return np.array([(a - mean) / math.sqrt(var + eps) for a in v]) * w(
-            f"{scope}/gamma"
-        ) + w(f"{scope}/beta")
+        return np.array([(a - mean) / math.sqrt(var + eps) for a in v]) * w(f"{scope}/gamma") + w(
+            f"{scope}/beta"
+        )
 
     def dense(v, scope):
         return v @ w(f"{scope}/kernel") + w(f"{scope}/bias")
@@ -81,7 +81,8 @@ def _naive_first_layer(weights, config, ids, segments):
     emb = "bert/embeddings"
     rows = [
         layer_norm(
-            w(f"{emb}/word_embeddings")[i] + w(f"{emb}/token_type_embeddings")[s]
+            w(f"{emb}/word_embeddings")[i]
+            + w(f"{emb}/token_type_embeddings")[s]
             + w(f"{emb}/position_embeddings")[p],
             f"{emb}/LayerNorm",
         )

@@ -88,9 +88,7 @@ def parse_max_seq_len(text: str) -> int | None:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected an integer or NONE, got {text!r}"
-        ) from None
+        raise argparse.ArgumentTypeError(f"expected an integer or NONE, got {text!r}") from None
     if value < MIN_MAX_SEQ_LEN:
         raise argparse.ArgumentTypeError(
             f"must be at least {MIN_MAX_SEQ_LEN} ([CLS], [SEP] and room for text), got {value}"
@@ -109,35 +107,49 @@ def get_args_parser() -> argparse.ArgumentParser:
     _add_serving_configs(parser.add_argument_group("Serving Configs"))
     _add_security_configs(parser.add_argument_group("Security and Limits"))
     parser.add_argument(
-        "-verbose", action="store_true", default=False,
+        "-verbose",
+        action="store_true",
+        default=False,
         help="log debug messages (and TensorFlow's own) as well",
     )
     parser.add_argument(
-        "-version", action="version", version=f"%(prog)s {__version__}",
+        "-version",
+        action="version",
+        version=f"%(prog)s {__version__}",
     )
     return parser
 
 
 def _add_file_paths(group: argparse._ArgumentGroup) -> None:
     group.add_argument(
-        "-model_dir", type=str, default=None,
+        "-model_dir",
+        type=str,
+        default=None,
         help="folder of a pretrained BERT model; omit it to serve the bundled "
         "all-MiniLM-L6-v2 model",
     )
     group.add_argument(
-        "-tuned_model_dir", type=str, default=None,
+        "-tuned_model_dir",
+        type=str,
+        default=None,
         help="folder of a fine-tuned model whose checkpoint replaces the pretrained one",
     )
     group.add_argument(
-        "-ckpt_name", type=str, default="bert_model.ckpt",
+        "-ckpt_name",
+        type=str,
+        default="bert_model.ckpt",
         help="checkpoint file name inside the model folder",
     )
     group.add_argument(
-        "-config_name", type=str, default="bert_config.json",
+        "-config_name",
+        type=str,
+        default="bert_config.json",
         help="BERT config JSON file name inside the model folder",
     )
     group.add_argument(
-        "-graph_tmp_dir", type=str, default=None,
+        "-graph_tmp_dir",
+        type=str,
+        default=None,
         help="accepted for compatibility with 1.10 and unused: TensorFlow 2 builds no "
         "frozen graph file",
     )
@@ -145,21 +157,30 @@ def _add_file_paths(group: argparse._ArgumentGroup) -> None:
 
 def _add_bert_parameters(group: argparse._ArgumentGroup) -> None:
     group.add_argument(
-        "-max_seq_len", type=parse_max_seq_len, default=25,
+        "-max_seq_len",
+        type=parse_max_seq_len,
+        default=25,
         help="tokens per sequence, [CLS] and [SEP] included; longer texts are cut on the "
         "right; NONE pads each batch to its longest text instead",
     )
     group.add_argument(
-        "-cased_tokenization", dest="cased_tokenization", action="store_true", default=False,
+        "-cased_tokenization",
+        dest="cased_tokenization",
+        action="store_true",
+        default=False,
         help="keep letter case when tokenizing (for cased models)",
     )
     group.add_argument(
-        "-pooling_layer", type=int, nargs="+", default=[-2],
+        "-pooling_layer",
+        type=int,
+        nargs="+",
+        default=[-2],
         help="encoder layers to pool: -1 is the last, -2 the one before; several layers "
         "are concatenated",
     )
     group.add_argument(
-        "-pooling_strategy", type=PoolingStrategy.from_string,
+        "-pooling_strategy",
+        type=PoolingStrategy.from_string,
         default=PoolingStrategy.REDUCE_MEAN,
         metavar="STRATEGY",
         help="how token vectors become one sentence vector, one of "
@@ -167,23 +188,33 @@ def _add_bert_parameters(group: argparse._ArgumentGroup) -> None:
         "token's vector",
     )
     group.add_argument(
-        "-mask_cls_sep", action="store_true", default=False,
+        "-mask_cls_sep",
+        action="store_true",
+        default=False,
         help="zero the [CLS] and [SEP] vectors before pooling",
     )
     group.add_argument(
-        "-no_special_token", action="store_true", default=False,
+        "-no_special_token",
+        action="store_true",
+        default=False,
         help="add no [CLS] and [SEP] around the tokens",
     )
     group.add_argument(
-        "-show_tokens_to_client", action="store_true", default=False,
+        "-show_tokens_to_client",
+        action="store_true",
+        default=False,
         help="send the tokens of each text back with its encoding",
     )
     group.add_argument(
-        "-no_position_embeddings", action="store_true", default=False,
+        "-no_position_embeddings",
+        action="store_true",
+        default=False,
         help="leave position embeddings out of the input embeddings",
     )
     group.add_argument(
-        "-fixed_embed_length", action="store_true", default=False,
+        "-fixed_embed_length",
+        action="store_true",
+        default=False,
         help="with -max_seq_len NONE and -pooling_strategy NONE, still pad token "
         "encodings to the longest length the model accepts",
     )
@@ -191,93 +222,141 @@ def _add_bert_parameters(group: argparse._ArgumentGroup) -> None:
 
 def _add_serving_configs(group: argparse._ArgumentGroup) -> None:
     group.add_argument(
-        "-port", "-port_in", "-port_data", dest="port", type=int, default=5555,
+        "-port",
+        "-port_in",
+        "-port_data",
+        dest="port",
+        type=int,
+        default=5555,
         help="port where clients push their requests",
     )
     group.add_argument(
-        "-port_out", "-port_result", dest="port_out", type=int, default=5556,
+        "-port_out",
+        "-port_result",
+        dest="port_out",
+        type=int,
+        default=5556,
         help="port where the server publishes results to clients",
     )
     group.add_argument(
-        "-http_port", type=int, default=None,
+        "-http_port",
+        type=int,
+        default=None,
         help="also serve HTTP (JSON) requests on this port",
     )
     group.add_argument(
-        "-http_max_connect", type=int, default=10,
+        "-http_max_connect",
+        type=int,
+        default=10,
         help="most BertClient connections the HTTP proxy keeps open",
     )
     group.add_argument(
-        "-http_max_body", type=int, default=DEFAULT_HTTP_MAX_BODY,
+        "-http_max_body",
+        type=int,
+        default=DEFAULT_HTTP_MAX_BODY,
         help="largest HTTP request body the proxy accepts, in bytes; larger ones get 413",
     )
     group.add_argument(
-        "-cors", type=str, default="*",
+        "-cors",
+        type=str,
+        default="*",
         help="value of the Access-Control-Allow-Origin header for HTTP answers",
     )
     group.add_argument(
-        "-num_worker", type=int, default=1,
+        "-num_worker",
+        type=int,
+        default=1,
         help="worker processes running the model, each on its own device",
     )
     group.add_argument(
-        "-max_batch_size", type=int, default=256,
+        "-max_batch_size",
+        type=int,
+        default=256,
         help="most texts a worker encodes at once: larger requests are split, "
         "smaller ones waiting together are encoded together",
     )
     group.add_argument(
-        "-priority_batch_size", type=int, default=16,
+        "-priority_batch_size",
+        type=int,
+        default=16,
         help="requests smaller than this go ahead of larger ones in the queue",
     )
     group.add_argument(
-        "-cpu", action="store_true", default=False,
+        "-cpu",
+        action="store_true",
+        default=False,
         help="run every worker on the CPU even when GPUs exist",
     )
     group.add_argument(
-        "-xla", action="store_true", default=False,
+        "-xla",
+        action="store_true",
+        default=False,
         help="compile the forward pass with XLA (jit_compile), input shapes bucketed",
     )
     group.add_argument(
-        "-fp16", action="store_true", default=False,
+        "-fp16",
+        action="store_true",
+        default=False,
         help="return float16 vectors (computed in float16 on GPUs)",
     )
     group.add_argument(
-        "-precision", choices=PRECISIONS, default="auto",
+        "-precision",
+        choices=PRECISIONS,
+        default="auto",
         help="number format of the forward pass: auto is bfloat16 on CPUs with AMX (faster, "
         "cosine to float32 above 0.9998) and float32 elsewhere; float32 for exact vectors",
     )
     group.add_argument(
-        "-gpu_memory_fraction", type=float, default=0.5,
+        "-gpu_memory_fraction",
+        type=float,
+        default=0.5,
         help="share of a GPU's memory each worker may use, in (0, 1]",
     )
     group.add_argument(
-        "-device_map", type=int, nargs="+", default=[],
+        "-device_map",
+        type=int,
+        nargs="+",
+        default=[],
         help="GPU ids for the workers, reused in turn when there are more workers; "
         "empty picks free GPUs",
     )
     group.add_argument(
-        "-prefetch_size", type=int, default=10,
+        "-prefetch_size",
+        type=int,
+        default=10,
         help="parts (batches) a worker may hold; those waiting together share a forward pass",
     )
 
 
 def _add_security_configs(group: argparse._ArgumentGroup) -> None:
     group.add_argument(
-        "-bind_ip", type=str, default="*",
+        "-bind_ip",
+        type=str,
+        default="*",
         help="interface the ports listen on: * for all, or an address such as 127.0.0.1",
     )
     group.add_argument(
-        "-max_request_bytes", type=int, default=DEFAULT_MAX_REQUEST_BYTES,
+        "-max_request_bytes",
+        type=int,
+        default=DEFAULT_MAX_REQUEST_BYTES,
         help="largest request a client may send, in bytes; larger ones get an error",
     )
     group.add_argument(
-        "-curve_secret_key", type=str, default=None,
+        "-curve_secret_key",
+        type=str,
+        default=None,
         help="the server's CURVE key pair (a zmq.auth .key_secret file): encrypt both ports",
     )
     group.add_argument(
-        "-curve_client_keys", type=str, default=None,
+        "-curve_client_keys",
+        type=str,
+        default=None,
         help="folder of the client public keys (zmq.auth .key files) allowed to connect",
     )
     group.add_argument(
-        "-http_api_key", type=str, default=os.environ.get("BERT_SERVING_HTTP_API_KEY"),
+        "-http_api_key",
+        type=str,
+        default=os.environ.get("BERT_SERVING_HTTP_API_KEY"),
         help="HTTP requests must send it as 'Authorization: Bearer KEY' or 'X-API-Key'; "
         "default: $BERT_SERVING_HTTP_API_KEY (an environment variable keeps it out of ps)",
     )
@@ -295,15 +374,24 @@ def get_shutdown_parser() -> argparse.ArgumentParser:
         description="Shut down a running BERT service.",
     )
     parser.add_argument(
-        "-ip", type=str, default="localhost",
+        "-ip",
+        type=str,
+        default="localhost",
         help="host of the server to shut down",
     )
     parser.add_argument(
-        "-port", "-port_in", "-port_data", dest="port", type=int, required=True,
+        "-port",
+        "-port_in",
+        "-port_data",
+        dest="port",
+        type=int,
+        required=True,
         help="request port of the server (its -port)",
     )
     parser.add_argument(
-        "-timeout", type=int, default=5000,
+        "-timeout",
+        type=int,
+        default=5000,
         help="milliseconds to wait for the server to stop",
     )
     return parser
@@ -352,8 +440,7 @@ def check_args_against_model(
     """Raise ArgumentError when the arguments ask for more than the model has."""
     errors = []
     bad_layers = [
-        layer for layer in args.pooling_layer
-        if not -num_hidden_layers <= layer < num_hidden_layers
+        layer for layer in args.pooling_layer if not -num_hidden_layers <= layer < num_hidden_layers
     ]
     if bad_layers:
         errors.append(
@@ -395,13 +482,9 @@ def _check_ports(port: int, port_out: int, http_port: int | None) -> list[str]:
         if value is not None and not 1 <= value <= MAX_PORT
     ]
     if port == port_out:
-        errors.append(
-            f"-port and -port_out are both {port}: requests and results need two ports"
-        )
+        errors.append(f"-port and -port_out are both {port}: requests and results need two ports")
     if http_port is not None and http_port in (port, port_out):
-        errors.append(
-            f"-http_port {http_port}: already taken by -port or -port_out"
-        )
+        errors.append(f"-http_port {http_port}: already taken by -port or -port_out")
     return errors
 
 
@@ -415,8 +498,7 @@ def _check_device_ids(device_map: list[int]) -> list[str]:
     negative = [device for device in device_map if device < 0]
     if negative:
         return [
-            f"-device_map {' '.join(map(str, negative))}: GPU ids start at 0 "
-            "(use -cpu for the CPU)"
+            f"-device_map {' '.join(map(str, negative))}: GPU ids start at 0 (use -cpu for the CPU)"
         ]
     return []
 

@@ -50,9 +50,7 @@ def assign_devices(
     return _pick_free_gpus(num_worker, gputil, logger)
 
 
-def gpu_memory_limit_mb(
-    device_id: int, fraction: float, gputil: Any = None
-) -> int | None:
+def gpu_memory_limit_mb(device_id: int, fraction: float, gputil: Any = None) -> int | None:
     """Memory a worker may take on its GPU, in MB; None for the CPU, which has no cap."""
     if device_id == CPU:
         return None

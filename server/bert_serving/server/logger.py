@@ -40,7 +40,7 @@ def role_color(role: str) -> str | None:
     """The termcolor name of a role, or None for a role without one."""
     if role in ROLE_COLORS:
         return ROLE_COLORS[role]
-    worker_index = role[len(WORKER_PREFIX):]
+    worker_index = role[len(WORKER_PREFIX) :]
     if role.startswith(WORKER_PREFIX) and worker_index.isdigit():
         return WORKER_COLORS[int(worker_index) % len(WORKER_COLORS)]
     return None
@@ -81,9 +81,7 @@ class _RoleFormatter(logging.Formatter):
     @staticmethod
     def _formatter_for(role_text: str) -> logging.Formatter:
         escaped = role_text.replace("%", "%%")
-        return logging.Formatter(
-            f"%(levelname).1s:{escaped}:[%(filename)s:%(lineno)d] %(message)s"
-        )
+        return logging.Formatter(f"%(levelname).1s:{escaped}:[%(filename)s:%(lineno)d] %(message)s")
 
     def format(self, record: logging.LogRecord) -> str:
         formatter = self._colored if colors_enabled() else self._plain

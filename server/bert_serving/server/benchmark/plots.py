@@ -22,9 +22,7 @@ def plots_available() -> bool:
     return importlib.util.find_spec("matplotlib") is not None
 
 
-def plot_experiment(
-    experiment: str, results: list[PointResult], device: str, path: Path
-) -> bool:
+def plot_experiment(experiment: str, results: list[PointResult], device: str, path: Path) -> bool:
     """Draw mean samples/s (± std) and every measured round against the tested values.
 
     Values are placed evenly, as in 1.10's tables (they usually grow geometrically).

@@ -91,8 +91,7 @@ def _table(header: tuple[str, str], rows: list[tuple[str, str]]) -> list[str]:
 
 def _model_text(model: dict[str, object]) -> str:
     return (
-        f"{model['name']} ({model['num_hidden_layers']} layers, "
-        f"hidden size {model['hidden_size']})"
+        f"{model['name']} ({model['num_hidden_layers']} layers, hidden size {model['hidden_size']})"
     )
 
 

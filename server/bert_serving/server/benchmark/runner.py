@@ -49,7 +49,7 @@ class PointResult:
     @property
     def speeds(self) -> list[float]:
         """Samples per second of each measured round (warm-up rounds left out)."""
-        measured = self.round_seconds[self.num_warmup:]
+        measured = self.round_seconds[self.num_warmup :]
         return [self.samples_per_round / seconds for seconds in measured]
 
     def summary(self) -> dict[str, float] | None:
@@ -68,9 +68,7 @@ class PointResult:
 class ServerKeeper:
     """One server at a time, kept running while consecutive points need the same one."""
 
-    def __init__(
-        self, server_args: dict, wait_till_ready: float, logger: logging.Logger
-    ) -> None:
+    def __init__(self, server_args: dict, wait_till_ready: float, logger: logging.Logger) -> None:
         self._server_args = server_args
         self._wait_till_ready = wait_till_ready
         self._logger = logger

@@ -75,57 +75,83 @@ def get_benchmark_parser() -> argparse.ArgumentParser:
     parser.set_defaults(max_seq_len=40, port=None, port_out=None, bind_ip="127.0.0.1")
     group = parser.add_argument_group("Benchmark")
     group.add_argument(
-        "-client_batch_size", type=int, default=DEFAULT_CLIENT_BATCH_SIZE,
+        "-client_batch_size",
+        type=int,
+        default=DEFAULT_CLIENT_BATCH_SIZE,
         help=f"texts each client sends per request (default {DEFAULT_CLIENT_BATCH_SIZE})",
     )
     group.add_argument(
-        "-num_client", type=int, default=1,
+        "-num_client",
+        type=int,
+        default=1,
         help="clients sending at the same time, each a BertClient of its own (default 1)",
     )
     for name, values in DEFAULT_TESTS.items():
         group.add_argument(
-            f"-test_{name}", type=int, nargs="*", default=values, metavar="VALUE",
+            f"-test_{name}",
+            type=int,
+            nargs="*",
+            default=values,
+            metavar="VALUE",
             help=f"values of {name} to measure (default {' '.join(map(str, values))}); "
             "no value skips the experiment",
         )
     group.add_argument(
-        "-experiments", nargs="+", choices=EXPERIMENTS, default=list(EXPERIMENTS),
+        "-experiments",
+        nargs="+",
+        choices=EXPERIMENTS,
+        default=list(EXPERIMENTS),
         metavar="NAME",
         help=f"experiments to run, of {', '.join(EXPERIMENTS)} (default all)",
     )
     group.add_argument(
-        "-num_repeat", type=int, default=3,
-        help="measured rounds per value; each client encodes its batch once a round "
-        "(default 3)",
+        "-num_repeat",
+        type=int,
+        default=3,
+        help="measured rounds per value; each client encodes its batch once a round (default 3)",
     )
     group.add_argument(
-        "-num_warmup", type=int, default=1,
+        "-num_warmup",
+        type=int,
+        default=1,
         help="rounds run first and left out of the results (default 1)",
     )
     group.add_argument(
-        "-seed", type=int, default=0,
+        "-seed",
+        type=int,
+        default=0,
         help="seed of the random sentences, the same for every run (default 0)",
     )
     group.add_argument(
-        "-client_vocab_file", type=str, default=None,
+        "-client_vocab_file",
+        type=str,
+        default=None,
         help="WordPiece vocabulary the sentences' words are drawn from, without its "
         "[special] entries and ## pieces (default: the model's vocab.txt)",
     )
     group.add_argument(
-        "-output_dir", type=str, default="benchmark-results",
+        "-output_dir",
+        type=str,
+        default="benchmark-results",
         help="folder for results.json, results.csv, results.md and one PNG per "
         "experiment (default ./benchmark-results)",
     )
     group.add_argument(
-        "-wait_till_ready", type=float, default=300.0,
+        "-wait_till_ready",
+        type=float,
+        default=300.0,
         help="seconds a server may take to load its workers (default 300)",
     )
     group.add_argument(
-        "-client_timeout", type=float, default=600.0,
+        "-client_timeout",
+        type=float,
+        default=600.0,
         help="seconds a client may wait for one answer before its point fails (default 600)",
     )
     group.add_argument(
-        "-gpu", action="store_true", default=False,
+        "-gpu",
+        action="store_true",
+        default=False,
         help="run the servers on GPUs (-device_map names them; by default the CPU is used)",
     )
     return parser

@@ -18,8 +18,8 @@ from werkzeug.exceptions import NotFound
 from bert_serving.client import BertClientTimeoutError
 
 from .. import __version__
-from ..args import PoolingStrategy
 from ..logger import get_logger
+from ..model.strategy import PoolingStrategy
 from .auth import require_api_key
 from .backend import PROBE_TIMEOUT_MS, ServerConnection
 from .encode_api import encode_answer, parse_encode_request

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import argparse
 import os
-from enum import Enum
 
 from bert_serving.server import __version__
+from bert_serving.server.model.fit import settings_problems
 from bert_serving.server.model.precision import PRECISIONS
+from bert_serving.server.model.strategy import PoolingStrategy
 from bert_serving.server.security import check_key_files
 
 MIN_MAX_SEQ_LEN = 4
@@ -23,62 +24,11 @@ MIN_HTTP_MAX_BODY = 1024
 DEFAULT_MAX_REQUEST_BYTES = 100_000_000
 SECRET_ARGUMENTS = ("http_api_key",)  # never printed nor sent in SHOW_CONFIG
 
+__all__ = ["ArgumentError", "PoolingStrategy", "get_args_parser", "validate_args"]
+
 
 class ArgumentError(ValueError):
     """A start argument that cannot work, with a message meant for the user."""
-
-
-class PoolingStrategy(str, Enum):
-    """How token vectors become one sentence vector.
-
-    Members are strings equal to their names, so they print and serialise to JSON as
-    the user typed them. ``CLS_TOKEN`` and ``SEP_TOKEN`` select the same token as
-    ``FIRST_TOKEN`` and ``LAST_TOKEN``; they stay distinct members so the server
-    reports the name it was given.
-    """
-
-    NONE = "NONE"
-    REDUCE_MEAN = "REDUCE_MEAN"
-    REDUCE_MAX = "REDUCE_MAX"
-    REDUCE_MEAN_MAX = "REDUCE_MEAN_MAX"
-    FIRST_TOKEN = "FIRST_TOKEN"
-    LAST_TOKEN = "LAST_TOKEN"
-    CLS_TOKEN = "CLS_TOKEN"
-    SEP_TOKEN = "SEP_TOKEN"
-    CLS_POOLED = "CLS_POOLED"
-
-    def __str__(self) -> str:
-        return self.value
-
-    def __format__(self, format_spec: str) -> str:
-        return format(self.value, format_spec)
-
-    @property
-    def reads_special_token(self) -> bool:
-        """True when the result is taken from the [CLS] or [SEP] position alone."""
-        return self in _SPECIAL_TOKEN_STRATEGIES
-
-    @classmethod
-    def from_string(cls, text: str) -> PoolingStrategy:
-        """Parse a strategy name case-insensitively (argparse ``type``)."""
-        try:
-            return cls[text.strip().upper()]
-        except KeyError:
-            valid = ", ".join(member.name for member in cls)
-            raise argparse.ArgumentTypeError(
-                f"unknown pooling strategy {text!r}; valid values are: {valid}"
-            ) from None
-
-
-_SPECIAL_TOKEN_STRATEGIES = frozenset(
-    {
-        PoolingStrategy.FIRST_TOKEN,
-        PoolingStrategy.CLS_TOKEN,
-        PoolingStrategy.LAST_TOKEN,
-        PoolingStrategy.SEP_TOKEN,
-        PoolingStrategy.CLS_POOLED,
-    }
-)
 
 
 def parse_max_seq_len(text: str) -> int | None:
@@ -362,11 +312,6 @@ def _add_security_configs(group: argparse._ArgumentGroup) -> None:
     )
 
 
-def bind_address(bind_ip: str) -> str:
-    """The -bind_ip value as ZeroMQ and sockets take it ("localhost" is no interface)."""
-    return "127.0.0.1" if bind_ip == "localhost" else bind_ip
-
-
 def get_shutdown_parser() -> argparse.ArgumentParser:
     """Build the ``bert-serving-terminate`` parser."""
     parser = argparse.ArgumentParser(
@@ -438,28 +383,16 @@ def check_args_against_model(
     has_pooler: bool,
 ) -> None:
     """Raise ArgumentError when the arguments ask for more than the model has."""
-    errors = []
-    bad_layers = [
-        layer for layer in args.pooling_layer if not -num_hidden_layers <= layer < num_hidden_layers
-    ]
-    if bad_layers:
-        errors.append(
-            f"-pooling_layer {' '.join(map(str, bad_layers))}: the model has "
-            f"{num_hidden_layers} layers, valid values are "
-            f"{-num_hidden_layers}..{num_hidden_layers - 1}"
-        )
-    if args.max_seq_len is not None and args.max_seq_len > max_position_embeddings:
-        errors.append(
-            f"-max_seq_len {args.max_seq_len}: the model accepts at most "
-            f"{max_position_embeddings} tokens"
-        )
-    if args.pooling_strategy is PoolingStrategy.CLS_POOLED and not has_pooler:
-        errors.append(
-            "-pooling_strategy CLS_POOLED: the model has no pooler layer; use "
-            "CLS_TOKEN for the raw [CLS] vector"
-        )
-    if errors:
-        raise ArgumentError("\n".join(errors))
+    problems = settings_problems(
+        args.pooling_strategy,
+        args.pooling_layer,
+        args.max_seq_len,
+        num_hidden_layers,
+        max_position_embeddings,
+        has_pooler,
+    )
+    if problems:
+        raise ArgumentError("\n".join(problems))
 
 
 def _check_max_seq_len(value: int | None) -> list[str]:

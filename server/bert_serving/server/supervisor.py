@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .processes import shared_slot
-from .sink import start_sink
-from .worker import WorkerAddresses, start_worker
+from .sink import SinkAddresses, SinkSettings, start_sink
+from .worker import WorkerAddresses, WorkerPlacement, WorkerSettings, start_worker
 
 STARTUP_TIMEOUT = 600.0  # seconds for a child to load (a large model on a slow disk)
 SINK_STARTUP_TIMEOUT = 60.0
@@ -45,12 +45,14 @@ class Supervisor:
     """Owns every child process of one server."""
 
     def __init__(self, args, devices: list[int], ipc_dir: Path, logger):
-        self.args = args
+        self.args = args  # the HTTP proxy's; workers and sink get their own settings
+        self.worker_settings = WorkerSettings.from_args(args)
+        self.sink_settings = SinkSettings.from_args(args)
         self.devices = devices
         self.logger = logger
-        self.sink_inbox = f"ipc://{ipc_dir}/sink"
-        self.ventilator_inbox = f"ipc://{ipc_dir}/ventilator"
-        self.worker_addresses = WorkerAddresses(f"ipc://{ipc_dir}/workers", self.sink_inbox)
+        sink_inbox = f"ipc://{ipc_dir}/sink"
+        self.sink_addresses = SinkAddresses(sink_inbox, f"ipc://{ipc_dir}/ventilator")
+        self.worker_addresses = WorkerAddresses(f"ipc://{ipc_dir}/workers", sink_inbox)
         self.children: list[Child] = []
         self.generations = 0
         self.restarts = 0
@@ -65,7 +67,7 @@ class Supervisor:
 
     def start_sink(self) -> None:
         """Start the sink and wait until it has bound -port_out (a second or two)."""
-        process, pipe = start_sink(self.args, self.sink_inbox, self.ventilator_inbox)
+        process, pipe = start_sink(self.sink_settings, self.sink_addresses)
         child = Child("sink", process, pipe)
         self.children.append(child)
         if not pipe.poll(SINK_STARTUP_TIMEOUT):
@@ -76,10 +78,9 @@ class Supervisor:
         self.generations += 1
         identity = f"worker-{index}.{self.generations}".encode()
         num_cpu = sum(1 for device in self.devices if device < 0)
-        slot = shared_slot(SLOT_BYTES_PER_PART * max(self.args.prefetch_size, 32))
-        process, pipe = start_worker(
-            index, identity, self.devices[index], self.args, self.worker_addresses, num_cpu, slot
-        )
+        placement = WorkerPlacement(index, identity, self.devices[index], num_cpu)
+        slot = shared_slot(SLOT_BYTES_PER_PART * max(self.worker_settings.prefetch_size, 32))
+        process, pipe = start_worker(self.worker_settings, placement, self.worker_addresses, slot)
         return self._loading(Child("worker", process, pipe, index, identity, slot))
 
     def start_proxy(self) -> Child:

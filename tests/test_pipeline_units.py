@@ -12,7 +12,9 @@ import pytest
 from bert_serving.server import protocol
 from bert_serving.server.sink import Publisher, Sink
 from bert_serving.server.ventilator import Scheduler
-from bert_serving.server.worker import Inbox, WorkerPlacement, _configure_devices
+from bert_serving.server.worker import Inbox, Task, WorkerPlacement
+from bert_serving.server.worker.compute import encode_batch
+from bert_serving.server.worker.process import _configure_devices
 
 LOGGER = logging.getLogger("test")
 
@@ -120,18 +122,16 @@ class FakeEncoder:
 
 
 def test_a_joined_batch_is_answered_part_by_part_and_a_failing_part_fails_alone():
-    from bert_serving.server.worker import Task, _encode_batch
-
     batch = [
         Task.of(make_part(b"1", 0, ["a", "bb"])),
         Task.of(make_part(b"2", 3, ["boom"])),
         Task.of(make_part(b"3", 0, ["cccc"])),
     ]
-    first, failed, last = _encode_batch(FakeEncoder(), batch, True, LOGGER)
+    first, failed, last = encode_batch(FakeEncoder(), batch, True, LOGGER)
     assert (first.job, first.client, first.request_id, first.index) == (b"1", b"c", b"1", 0)
     array, tokens = first.array()
     assert array.ravel().tolist() == [1, 2] and tokens == [["a"], ["bb"]]
-    assert failed == protocol.Failure(b"2", b"c", b"2", "encoding failed: boom")
+    assert failed == protocol.Failure(b"2", b"c", b"2", "encoding failed: boom", 3)
     assert last.array()[0].ravel().tolist() == [4]
 
 
@@ -260,7 +260,7 @@ def test_cpu_workers_share_the_cores(monkeypatch):
 
 def test_gpu_worker_gets_its_memory_fraction(monkeypatch):
     monkeypatch.setattr(
-        "bert_serving.server.worker.gpu_memory_limit_mb",
+        "bert_serving.server.worker.process.gpu_memory_limit_mb",
         lambda device, fraction: int(16000 * fraction),
     )
     fake = FakeTensorFlowConfig(["GPU:0"])

@@ -17,9 +17,13 @@ EXAMPLES = {
         b"7", b"client\x00id", b"3", 2, True, False, True, b"\x01\x02", b"[]"
     ),
     protocol.Ready: protocol.Ready(10),
-    protocol.Done: protocol.Done(b"7", 2),
+    protocol.Hello: protocol.Hello("h:1/0", "h", "CPU", True, "{}", "float32", 1.5e-05),
+    protocol.Welcome: protocol.Welcome(1000, True),
+    protocol.Refused: protocol.Refused("other weights"),
+    protocol.Heartbeat: protocol.Heartbeat(),
+    protocol.Goodbye: protocol.Goodbye("closing"),
     protocol.Result: protocol.Result(b"7", b"c", b"3", 0, b"", b'{"dtype":"float32"}', b"\0" * 8),
-    protocol.Failure: protocol.Failure(b"", b"c", b"3", "encoding failed: ünïcode"),
+    protocol.Failure: protocol.Failure(b"", b"c", b"3", "encoding failed: ünïcode", 2),
     protocol.JobAnnounced: protocol.JobAnnounced(b"7", b"c", b"3", 4),
     protocol.Reply: protocol.Reply(b"c", b"3", b"{}"),
     protocol.Published: protocol.Published(b"7"),
@@ -52,12 +56,12 @@ def test_a_result_carries_the_array_and_tokens_without_a_copy_on_send():
 
 
 def test_a_message_of_the_wrong_shape_is_refused_with_its_kind_named():
-    with pytest.raises(protocol.MessageError, match="DONE message has 3 frames"):
-        protocol.decode([b"DONE", b"7"])
+    with pytest.raises(protocol.MessageError, match="PUBLISHED message has 2 frames"):
+        protocol.decode([b"PUBLISHED", b"7", b"8"])
     with pytest.raises(protocol.MessageError, match="malformed READY"):
         protocol.decode([b"READY", b"ten"])
     with pytest.raises(protocol.MessageError, match="unknown internal message kind"):
-        protocol.decode([b"HELLO"])
+        protocol.decode([b"HOWDY"])
     with pytest.raises(protocol.MessageError, match="unknown"):
         protocol.decode([])
 

@@ -16,6 +16,8 @@ from bert_serving.client import BertClient, BertServerError
 from bert_serving.server.model import EncoderSettings, SentenceEncoder, inspect_model
 from tests.servers import running_server
 
+pytestmark = pytest.mark.slow  # every test here starts a server (or uses one)
+
 WORDS = ["hello", "world", "this", "is", "it", "good", "day", "first", "do", "then", "right"]
 
 

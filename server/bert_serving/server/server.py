@@ -23,6 +23,9 @@ from .default_model import default_model_dir
 from .devices import assign_devices
 from .logger import get_logger
 from .model.checkpoint import inspect_model
+from .model.fingerprint import dumps as fingerprint_json
+from .model.fingerprint import encoding_fingerprint
+from .model.settings import EncoderSettings
 from .network import PortInUseError, bind_address, check_port_free
 from .security import CurveKeys
 from .supervisor import ServerStartError, Supervisor
@@ -63,6 +66,8 @@ class BertServer(threading.Thread):
                 "" if args.cased_tokenization else "out",
             )
         self.args = args
+        # what every worker, local or remote, must match: hashed once, here
+        self.fingerprint = encoding_fingerprint(self.spec, EncoderSettings.from_args(args))
         self.devices = assign_devices(args.num_worker, args.device_map, args.cpu, self.logger)
         self.supervisor: Supervisor | None = None  # from run() on
         self.ventilator: Ventilator | None = None
@@ -70,7 +75,7 @@ class BertServer(threading.Thread):
         self.error: Exception | None = None
         self._stop_requested = threading.Event()
         self._finished = threading.Event()
-        for option in ("port_out", "http_port"):
+        for option in ("port_out", "http_port", "port_worker"):
             if getattr(args, option) is not None:
                 try:
                     check_port_free(args.bind_ip, option, getattr(args, option))
@@ -103,10 +108,19 @@ class BertServer(threading.Thread):
 
     def run(self) -> None:
         ipc_dir = Path(tempfile.mkdtemp(prefix="bert-serving-"))
-        self.supervisor = supervisor = Supervisor(self.args, self.devices, ipc_dir, self.logger)
+        fingerprint = fingerprint_json(self.fingerprint)
+        self.supervisor = supervisor = Supervisor(
+            self.args, fingerprint, self.devices, ipc_dir, self.logger
+        )
         try:
             self.ventilator = Ventilator(
-                self.args, self.spec, self.frontend, supervisor, self.is_ready, self.logger
+                self.args,
+                self.spec,
+                self.fingerprint,
+                self.frontend,
+                supervisor,
+                self.is_ready,
+                self.logger,
             )
             supervisor.start_sink()
             for index in range(len(self.devices)):

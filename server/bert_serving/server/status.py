@@ -33,6 +33,17 @@ class ServerFacts:
     num_restarts: int
     device_map: list[int]
     ready: bool
+    num_workers_serving: int
+
+
+@dataclass(frozen=True)
+class WorkerFacts:
+    """Who serves, for ``server_status``: every registered worker, and what happened."""
+
+    workers: list[dict[str, Any]]
+    losses: int  # workers given up on (silent, hung or dead)
+    rejoins: int  # workers that registered again after a session ended
+    refusals: int  # registrations refused (other vectors)
 
 
 def config_answer(
@@ -58,6 +69,7 @@ def config_answer(
             "num_restarts": facts.num_restarts,
             "device_map": facts.device_map,
             "ready": facts.ready,
+            "num_workers_serving": facts.num_workers_serving,
             "model": {
                 "hidden_size": config.hidden_size,
                 "num_hidden_layers": config.num_hidden_layers,
@@ -70,9 +82,19 @@ def config_answer(
     return body
 
 
-def status_answer(config: dict[str, Any], statistic: dict[str, Any]) -> dict[str, Any]:
-    """The config answer with the request statistics of 1.10's ``server_status``."""
-    return {**config, "statistic": statistic}
+def status_answer(
+    config: dict[str, Any], statistic: dict[str, Any], workers: WorkerFacts
+) -> dict[str, Any]:
+    """The config answer with the request statistics of 1.10's ``server_status`` and the
+    list of workers."""
+    return {
+        **config,
+        "statistic": statistic,
+        "workers": workers.workers,
+        "num_worker_losses": workers.losses,
+        "num_worker_rejoins": workers.rejoins,
+        "num_worker_refusals": workers.refusals,
+    }
 
 
 def _jsonable(value: Any) -> Any:

@@ -30,7 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:  # BertServer checks the arguments (once) and logs what has no effect
         server = BertServer(args)
     except ArgumentError as error:  # arguments that cannot work, or the model cannot honour
-        return _refuse(error)
+        return refuse(PROG, error)
     except (ModelError, ServerStartError) as error:  # a broken model, a port in use
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 1
@@ -49,13 +49,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 1 if server.error else 0
 
 
-def _refuse(error: ArgumentError) -> int:
+def refuse(prog: str, error: ArgumentError) -> int:
     """Print every problem the error lists, then give argparse's exit status for bad usage."""
     problems = str(error).splitlines()
     if len(problems) == 1:
-        print(f"{PROG}: error: {problems[0]}", file=sys.stderr)
+        print(f"{prog}: error: {problems[0]}", file=sys.stderr)
     else:
-        print(f"{PROG}: error: {len(problems)} problems with the arguments:", file=sys.stderr)
+        print(f"{prog}: error: {len(problems)} problems with the arguments:", file=sys.stderr)
         for problem in problems:
             print(f"  {problem}", file=sys.stderr)
     return 2

@@ -8,21 +8,27 @@ fit its class raises ``MessageError``.
 
 Who sends what:
 
-=============== ==================== ==================================================
-kind            from -> to           meaning
-=============== ==================== ==================================================
-``Part``        ventilator -> worker encode these texts (a slice of one request)
-``Ready``       worker -> ventilator I can hold ``credit`` parts
-``Done``        worker -> ventilator one part finished: one more credit
-``Result``      worker -> sink       the vectors of one part
-``Failure``     ventilator, worker   answer a request with an error
-                -> sink
-``JobAnnounced`` ventilator -> sink  a request was split into ``num_parts`` parts
-``Reply``       ventilator -> sink   publish a config or status answer
-``Published``   sink -> ventilator   the answer of a job went out (or was given up on)
-``Stop``        ventilator -> worker shut down
-                and sink
-=============== ==================== ==================================================
+================ ===================== =================================================
+kind             from -> to            meaning
+================ ===================== =================================================
+``Hello``        worker -> ventilator  register: who I am, what vectors I compute
+``Welcome``      ventilator -> worker  registered: heartbeat period, what to send back
+``Refused``      ventilator -> worker  not registered, and why (other vectors)
+``Ready``        worker -> ventilator  I can hold ``credit`` parts
+``Part``         ventilator -> worker  encode these texts (a slice of one request)
+``Result``       worker -> ventilator  the vectors of one part (and one more credit);
+                 -> sink               the ventilator forwards it
+``Failure``      worker, ventilator    answer a request with an error
+                 -> sink
+``Heartbeat``    both ways             still here (every third of ``-worker_timeout``)
+``Goodbye``      ventilator -> worker  this front closes, or does not know you: register
+                                       again (with this front or the next one)
+``JobAnnounced`` ventilator -> sink    a request was split into ``num_parts`` parts
+``Reply``        ventilator -> sink    publish a config or status answer
+``Published``    sink -> ventilator    the answer of a job went out (or was given up on)
+``Stop``         ventilator -> local   shut down
+                 workers and sink
+================ ===================== =================================================
 """
 
 from __future__ import annotations
@@ -50,12 +56,14 @@ def _to_bytes(frame: Any) -> bytes:
 _ENCODERS: dict[str, Callable[[Any], Any]] = {
     "bytes": lambda value: value,  # may be a buffer, sent without a copy
     "int": lambda value: str(value).encode(),
+    "float": lambda value: repr(float(value)).encode(),
     "bool": lambda value: b"1" if value else b"0",
     "str": lambda value: value.encode("utf-8"),
 }
 _DECODERS: dict[str, Callable[[Any], Any]] = {
     "bytes": lambda frame: frame,
     "int": lambda frame: int(_to_bytes(frame)),
+    "float": lambda frame: float(_to_bytes(frame)),
     "bool": lambda frame: _to_bytes(frame) == b"1",
     "str": lambda frame: _to_bytes(frame).decode("utf-8"),
 }
@@ -123,6 +131,7 @@ class Part(Message):
     suspect: bool
     rows: bytes  # int32 positions of its texts in the request; empty: all, in order
     payload: bytes  # the texts as JSON
+    num_texts: int = 0
 
     @property
     def key(self) -> PartKey:
@@ -136,14 +145,43 @@ class Ready(Message):
 
 
 @dataclass(frozen=True)
-class Done(Message):
-    KIND: ClassVar[bytes] = b"DONE"
-    job: bytes
-    index: int
+class Hello(Message):
+    """A worker's registration. ``fingerprint`` (JSON) names the model files and every
+    setting that changes vectors; the front refuses a worker whose fingerprint, or whose
+    resolved ``compute_dtype``, differs from its own, so no client gets other vectors."""
 
-    @property
-    def key(self) -> PartKey:
-        return self.job, self.index
+    KIND: ClassVar[bytes] = b"HELLO"
+    name: str  # host:pid/index, stable across the worker's reconnections
+    host: str
+    device: str  # "CPU" or "GPU n"
+    remote: bool
+    fingerprint: str
+    compute_dtype: str
+    seconds_per_token: float  # measured at warm-up: how fast it is, for the hang bound
+
+
+@dataclass(frozen=True)
+class Welcome(Message):
+    KIND: ClassVar[bytes] = b"WELCOME"
+    heartbeat_ms: int  # how often both sides beat; silence for 3 periods means lost
+    show_tokens: bool  # send each text's tokens back (-show_tokens_to_client)
+
+
+@dataclass(frozen=True)
+class Refused(Message):
+    KIND: ClassVar[bytes] = b"REFUSED"
+    reason: str
+
+
+@dataclass(frozen=True)
+class Heartbeat(Message):
+    KIND: ClassVar[bytes] = b"HEARTBEAT"
+
+
+@dataclass(frozen=True)
+class Goodbye(Message):
+    KIND: ClassVar[bytes] = b"GOODBYE"
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -166,6 +204,10 @@ class Result(Message):
         header = array_header(array, tokens)
         return cls(part.job, part.client, part.request_id, part.index, part.rows, header, data)
 
+    @property
+    def key(self) -> PartKey:
+        return self.job, self.index
+
     def array(self) -> tuple[np.ndarray, Any]:
         info = json.loads(self.header)
         array = np.frombuffer(self.data, dtype=info["dtype"]).reshape(info["shape"])
@@ -174,13 +216,19 @@ class Result(Message):
 
 @dataclass(frozen=True)
 class Failure(Message):
-    """An error answer; ``job`` is empty when the request was refused before it was one."""
+    """An error answer; ``job`` is empty when the request was refused before it was one.
+    From a worker, ``index`` names the part that failed (it returns that part's credit)."""
 
     KIND: ClassVar[bytes] = b"ERROR"
     job: bytes
     client: bytes
     request_id: bytes
     message: str
+    index: int = 0
+
+    @property
+    def key(self) -> PartKey:
+        return self.job, self.index
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,12 @@
-"""The ventilator's event loop: client requests in, parts out to workers, answers via the sink.
+"""The ventilator's event loop: client requests in, parts out to workers, answers to the sink.
 
 It owns the sockets between the roles and reacts to three inputs: a client message on
-``-port``, a worker's Ready/Done, and the sink's Published confirmation. Between events it
-asks the supervisor whether a child died, and re-queues what the child held. Deciding what
-goes where is the ``Scheduler``'s job; answering SHOW_CONFIG/SHOW_STATUS is ``status``'s.
+``-port``; a worker's message (Hello, Ready, and Result or Failure, which return a credit
+and go on to the sink); and the sink's Published confirmation. Between events it beats to
+its workers, gives up on the silent and the hung (their parts run elsewhere, and a local
+one is killed and replaced), and asks the supervisor whether a child died. Deciding what
+goes where is the ``Scheduler``'s job, who serves the ``WorkerRegistry``'s, answering
+SHOW_CONFIG/SHOW_STATUS is ``status``'s.
 """
 
 from __future__ import annotations
@@ -18,15 +21,35 @@ import zmq
 
 from .. import protocol
 from ..model.checkpoint import ModelSpec
-from ..protocol import Done, Failure, JobAnnounced, Part, Published, Ready, Reply, Stop
+from ..network import bind_address
+from ..protocol import (
+    Failure,
+    Goodbye,
+    Hello,
+    JobAnnounced,
+    Part,
+    Published,
+    Ready,
+    Reply,
+    Result,
+    Stop,
+)
+from ..security import CurveKeys
 from ..statistics import ServerStatistics
-from ..status import ServerFacts, config_answer, status_answer
+from ..status import ServerFacts, WorkerFacts, config_answer, status_answer
 from ..supervisor import Child, Supervisor
+from .links import WorkerLinks
+from .registry import WorkerRegistry, WorkerState
 from .scheduler import Scheduler
 
 SUPERVISE_INTERVAL = 0.25  # seconds between checks that every child is alive
 DRAIN_SECONDS = 10.0  # at shutdown, how long accepted requests may take to finish
 POLL_MS = 100
+GIVE_UP_REASONS = {
+    WorkerState.LOST: "is silent",
+    WorkerState.HUNG: "is hung (no progress)",
+    WorkerState.LEFT: "left",
+}
 
 
 class Ventilator:
@@ -36,6 +59,7 @@ class Ventilator:
         self,
         args: argparse.Namespace,
         spec: ModelSpec,
+        fingerprint: dict,
         frontend: zmq.Socket,
         supervisor: Supervisor,
         ready: threading.Event,
@@ -48,11 +72,21 @@ class Ventilator:
         self.logger = logger
         self.scheduler = Scheduler(args.max_batch_size, args.priority_batch_size)
         self.statistics = ServerStatistics()
-        self.ready = ready  # set once every worker serves
+        self.ready = ready  # set once every local worker has loaded
         self.start_time = datetime.now()
         context = frontend.context
-        self.workers = _socket(context, zmq.ROUTER, linger=0)
-        self.workers.bind(supervisor.worker_addresses.ventilator)
+        self.registry = WorkerRegistry(
+            args.worker_timeout,
+            args.worker_progress_timeout,
+            args.max_seq_len or spec.config.max_position_embeddings,
+        )
+        self.links = WorkerLinks(
+            context, self.registry, fingerprint, args.show_tokens_to_client, logger
+        )
+        self.links.bind(supervisor.front.endpoint)
+        if args.port_worker is not None:
+            address = f"tcp://{bind_address(args.bind_ip)}:{args.port_worker}"
+            self.links.bind(address, CurveKeys.from_args(args))
         self.confirmations = _socket(context, zmq.PULL, linger=0)
         self.confirmations.bind(supervisor.sink_addresses.ventilator)
         self.sink = _socket(context, zmq.PUSH, linger=1000)
@@ -63,13 +97,17 @@ class Ventilator:
     def serve(self, stop_requested: threading.Event) -> None:
         """Serve until TERMINATION or ``stop_requested``; then answer what was accepted."""
         poller = zmq.Poller()
-        for sock in (self.frontend, self.workers, self.confirmations):
+        for sock in (self.frontend, self.confirmations, *self.links.sockets):
             poller.register(sock, zmq.POLLIN)
-        next_check = 0.0
+        next_check = next_beat = 0.0
         while not stop_requested.is_set():
-            if time.monotonic() >= next_check:
+            now = time.monotonic()
+            if now >= next_check:
                 self._supervise()
-                next_check = time.monotonic() + SUPERVISE_INTERVAL
+                next_check = now + SUPERVISE_INTERVAL
+            if now >= next_beat:
+                self._check_liveness(now - next_beat)
+                next_beat = now + self.registry.heartbeat_interval
             events = dict(poller.poll(POLL_MS))
             self._on_internal(events)
             if self.frontend in events and self._on_client_safely(self.frontend.recv_multipart()):
@@ -97,14 +135,21 @@ class Ventilator:
             )
 
     def stop_children(self) -> None:
-        """Tell every child to stop, then wait for them (the supervisor forces stragglers)."""
-        for child in self.supervisor.workers:
-            self.workers.send_multipart([child.identity, *Stop().to_frames()])
+        """Tell local workers and the sink to stop, then wait for them (the supervisor forces
+        stragglers). Remote workers are told goodbye: they wait for the next front at the
+        same address, so that a restarted front has its workers back at once."""
+        local = {child.identity for child in self.supervisor.workers}
+        for identity in self.registry.identities():
+            if identity not in local:
+                self.links.send(identity, Goodbye("the front is shutting down"))
+        for identity in local:
+            self.links.send(identity, Stop())
         self.sink.send_multipart(Stop().to_frames())
         self.supervisor.stop()
 
     def close(self) -> None:
-        for sock in (self.workers, self.confirmations, self.sink):
+        self.links.close()
+        for sock in (self.confirmations, self.sink):
             sock.close()
 
     # -- children -----------------------------------------------------------------------
@@ -131,22 +176,62 @@ class Ventilator:
             )
 
     def _replace_worker(self, child: Child) -> None:
-        parts = len(self.scheduler.in_flight.get(child.identity, {}))
-        suspects = protocol.unpack_part_keys(child.current_part.value)
-        poisoned = self.scheduler.worker_lost(child.identity, suspects)
-        self.logger.error(
-            "%s died (exit code %s): %d parts queued again, starting a replacement",
-            child.name,
-            child.process.exitcode,
-            parts,
-        )
+        """A local worker died: re-queue its parts, blame the ones it was encoding (unless
+        the front killed it for silence or a hang, which it already handled), replace it."""
+        if not child.killed_as_lost:
+            parts = len(self.scheduler.in_flight.get(child.identity, {}))
+            suspects = protocol.unpack_part_keys(child.current_part.value)
+            self.registry.remove(child.identity, WorkerState.LOST)
+            self.links.forget(child.identity)
+            self._refuse_poisoned(self.scheduler.worker_lost(child.identity, suspects))
+            self.logger.error(
+                "%s died (exit code %s): %d parts queued again, starting a replacement",
+                child.name,
+                child.process.exitcode,
+                parts,
+            )
+        self.supervisor.start_worker(child.index)
+
+    def _refuse_poisoned(self, poisoned: list[tuple[Part, int]]) -> None:
         for part, crashes in poisoned:
             message = (
-                f"request {part.request_id.decode()} was refused: encoding it crashed a "
-                f"worker {crashes} times"
+                f"request {part.request_id.decode()} was refused: encoding it crashed or hung "
+                f"a worker {crashes} times"
             )
             self._send_error(part.client, part.request_id, message, part.job)
-        self.supervisor.start_worker(child.index)
+
+    # -- liveness -----------------------------------------------------------------------
+
+    def _check_liveness(self, lag: float) -> None:
+        """Beat to every worker; give up on the silent and the hung. A loop that itself
+        stalled (``lag`` past the timeout) judges no silence this round: the workers' beats
+        are still waiting unread in the sockets."""
+        self.links.beat()
+        if lag < self.registry.timeout:
+            for identity in self.registry.silent():
+                self._give_up(identity, WorkerState.LOST)
+        held = self.scheduler.held_texts
+        for identity in self.registry.hung(held, self.args.max_batch_size):
+            self._give_up(identity, WorkerState.HUNG)
+
+    def _give_up(self, identity: bytes, state: WorkerState) -> None:
+        """Its parts run elsewhere now; its late answers will be dropped; a local one is
+        killed (and then replaced). A hung worker's parts are blamed and run alone next time:
+        a part that hangs two workers is refused; silence blames nobody."""
+        record = self.registry.remove(identity, state)
+        self.links.forget(identity)
+        in_flight = list(self.scheduler.in_flight.get(identity, {}))
+        suspects = in_flight if state is WorkerState.HUNG else []
+        self._refuse_poisoned(self.scheduler.worker_lost(identity, suspects))
+        killed = self.supervisor.kill_lost_worker(identity)
+        log = self.logger.info if state is WorkerState.LEFT else self.logger.error
+        log(
+            "worker %s %s: %d parts queued again%s",
+            record.hello.name if record else identity[:40],
+            GIVE_UP_REASONS[state],
+            len(in_flight),
+            ", killing and replacing it" if killed else "",
+        )
 
     def _replace_sink(self, child: Child) -> None:
         self.logger.error(
@@ -165,21 +250,30 @@ class Ventilator:
             job = Published.from_frames(self.confirmations.recv_multipart()).job
             self.scheduler.published(job)
             self.statistics.record_finished(job)
-        if self.workers in events:
-            worker, *frames = self.workers.recv_multipart()
-            try:
-                message = protocol.decode(frames)
-            except protocol.MessageError as err:
-                self.logger.error("dropped a malformed message of %r: %s", worker[:40], err)
-                return
-            if isinstance(message, Ready):
-                self.scheduler.worker_ready(worker, message.credit)
-            elif isinstance(message, Done):
-                self.scheduler.worker_done(worker, message.key)
+        for sock in self.links.sockets:
+            if sock in events:
+                for identity, message in self.links.receive(sock):
+                    self._on_worker(sock, identity, message)
+
+    def _on_worker(self, sock: zmq.Socket, identity: bytes, message) -> None:
+        if isinstance(message, Hello):
+            if identity in self.registry.workers:  # registering again: its last session ended
+                self._give_up(identity, WorkerState.LOST)
+            self.links.register(sock, identity, message)
+        elif isinstance(message, Ready):
+            self.scheduler.worker_ready(identity, message.credit)
+        elif isinstance(message, Goodbye):
+            self._give_up(identity, WorkerState.LEFT)
+        elif isinstance(message, (Result, Failure)) and self.scheduler.worker_done(
+            identity, message.key
+        ):  # else a late answer for a part already re-queued: dropped, never sent twice
+            self.registry.progressed(identity, len(self.scheduler.in_flight[identity]))
+            self.sink.send_multipart(message.to_frames(), copy=False)
 
     def _dispatch(self) -> None:
         for worker, part in self.scheduler.next_assignments():
-            self.workers.send_multipart([worker, *part.to_frames()])
+            self.registry.given_parts(worker, len(self.scheduler.in_flight[worker]) - 1)
+            self.links.send(worker, part)
 
     def _announce(self, part: Part, num_parts: int) -> None:
         """Tell the sink how many parts the job of ``part`` has."""
@@ -249,11 +343,18 @@ class Ventilator:
             num_restarts=self.supervisor.restarts,
             device_map=self.supervisor.devices,
             ready=self.ready.is_set(),
+            num_workers_serving=len(self.registry.workers),
         )
         body = config_answer(self.args, self.spec, request.client, facts)
         if request.command == protocol.SHOW_STATUS:
             statistic = self.statistics.snapshot(self.scheduler.queued, self.scheduler.running)
-            body = status_answer(body, statistic)
+            workers = WorkerFacts(
+                self.registry.describe(),
+                self.registry.losses,
+                self.registry.rejoins,
+                self.links.refusals,
+            )
+            body = status_answer(body, statistic, workers)
         reply = Reply(request.client, str(request.request_id).encode(), protocol.dumps(body))
         self.sink.send_multipart(reply.to_frames())
 

@@ -2,7 +2,8 @@
 
 Small requests (at most ``-priority_batch_size`` texts) go to a priority queue that is always
 served first, so a one-sentence query is not stuck behind a client's 100 000-sentence job.
-Workers are given parts only while they have credit (READY/DONE), so the queue stays here.
+Workers are given parts only while they have credit (Ready, then one per answer), so the
+queue stays here.
 
 A request larger than one part is cut in order of text length: each part then holds texts
 of similar length, so a worker pads little. The part carries the rows it took, and the sink
@@ -26,7 +27,7 @@ def split_request(
 ) -> list[Part]:
     """Parts of at most ``max_batch_size`` texts; one part reuses the client's ``payload``."""
 
-    def part(index: int, rows: bytes, texts_json: bytes) -> Part:
+    def part(index: int, rows: bytes, texts_json: bytes, num_texts: int) -> Part:
         return Part(
             job=job,
             client=request.client,
@@ -37,17 +38,18 @@ def split_request(
             suspect=False,
             rows=rows,
             payload=texts_json,
+            num_texts=num_texts,
         )
 
     texts = request.texts
     if len(texts) <= max_batch_size:
-        return [part(0, b"", payload)]
+        return [part(0, b"", payload, len(texts))]
     order = np.argsort([len(text) for text in texts], kind="stable").astype(np.int32)
     parts = []
     for index, start in enumerate(range(0, len(texts), max_batch_size)):
         rows = order[start : start + max_batch_size]
         chunk = json.dumps([texts[row] for row in rows], ensure_ascii=False).encode("utf-8")
-        parts.append(part(index, rows.tobytes(), chunk))
+        parts.append(part(index, rows.tobytes(), chunk, len(rows)))
     return parts
 
 
@@ -86,9 +88,17 @@ class Scheduler:
         self.credit[worker] = credit
         self.in_flight.setdefault(worker, {})
 
-    def worker_done(self, worker: bytes, key: PartKey) -> None:
-        if self.in_flight.get(worker, {}).pop(key, None) is not None:
-            self.credit[worker] += 1
+    def worker_done(self, worker: bytes, key: PartKey) -> bool:
+        """A part came back: one more credit. False when the worker did not hold it (a late
+        answer from a worker given up on, or a repeat): its answer must be dropped."""
+        if self.in_flight.get(worker, {}).pop(key, None) is None:
+            return False
+        self.credit[worker] += 1
+        return True
+
+    def held_texts(self, worker: bytes) -> int:
+        """How many texts the worker's parts hold (what it should be computing now)."""
+        return sum(part.num_texts for part in self.in_flight.get(worker, {}).values())
 
     def worker_lost(self, worker: bytes, suspects: list[PartKey]) -> list[tuple[Part, int]]:
         """Queue a dead worker's parts again, first in line. The parts it was encoding

@@ -36,9 +36,7 @@ Use (as root; ``available()`` says why not, for a visible skip)::
 
     from tests import netns
 
-    ok, why = netns.available()
-    if not ok:
-        pytest.skip(f"network namespaces: {why}")
+    netns.require()  # a skip with the reason where namespaces cannot be made
     with netns.Cluster(["front", "w1"]) as cluster:
         front, worker = cluster["front"], cluster["w1"]
         server = front.python(["-m", "some.server", "--ip", front.address, "--port", "5555"])
@@ -50,7 +48,8 @@ Leaving the block, normally, on a failed assertion or on Ctrl-C, kills every pro
 namespaces and deletes them. ``cleanup_leftovers()`` deletes the namespaces of earlier runs whose
 process is gone (a run killed with SIGKILL cannot clean up after itself); it never touches a
 namespace of a run that is still alive, nor one without the harness's prefix.
-``cluster_fixture`` turns a cluster into a pytest fixture that skips with the reason.
+``cluster_fixture`` turns a cluster into a pytest fixture; ``require()`` skips a test with the
+reason where clusters cannot be made (and fails it in CI, which must run them).
 """
 
 from __future__ import annotations
@@ -165,7 +164,7 @@ class Host:
         kwargs.setdefault("capture_output", True)
         kwargs.setdefault("text", True)
         argv = ["ip", "netns", "exec", self.namespace, *argv]
-        return subprocess.run(argv, timeout=timeout, check=False, **kwargs)
+        return subprocess.run(argv, timeout=timeout, **kwargs)
 
     def cut(self) -> None:
         """Partitions this host: its port on the switch goes down; its processes run on."""
@@ -262,7 +261,6 @@ class Cluster:
     def close(self) -> None:
         """Kills the processes in every namespace made, then deletes them; safe to call twice.
         Every namespace is tried even when one fails; the first failure is raised at the end."""
-        atexit.unregister(self.close)
         failures: list[Exception] = []
         for host in self.hosts:
             if host.namespace in self._made:
@@ -277,6 +275,7 @@ class Cluster:
             except Exception as error:
                 failures.append(error)
         self._made.clear()
+        atexit.unregister(self.close)  # only now: an interrupted close is retried at exit
         if failures:
             raise failures[0]
 
@@ -327,16 +326,28 @@ def available() -> tuple[bool, str]:
     return True, ""
 
 
+def require() -> None:
+    """Skips the calling test, with the reason, where clusters cannot be made; fails it in CI
+    (CI=true), which runs as root, so that the multi-host tests never go quietly missing there."""
+    import pytest
+
+    ok, why = available()
+    if ok:
+        return
+    message = f"network namespaces unavailable: {why}"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{message} (CI must run the multi-host tests)", pytrace=False)
+    pytest.skip(message)
+
+
 def cluster_fixture(hosts: int | Sequence[str] = 2, *, scope: str = "function", **options):
-    """A pytest fixture yielding ``Cluster(hosts, **options)``, skipped with the reason where
+    """A pytest fixture yielding ``Cluster(hosts, **options)``, skipped (see ``require``) where
     clusters cannot be made. In a test module: ``cluster = netns.cluster_fixture(["a", "b"])``."""
     import pytest
 
     @pytest.fixture(scope=scope)
     def cluster():
-        ok, why = available()
-        if not ok:
-            pytest.skip(f"network namespaces unavailable: {why}")
+        require()
         with Cluster(hosts, **options) as made:
             yield made
 

@@ -65,7 +65,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 PREFIX = "bertns-"
@@ -225,7 +225,7 @@ class Cluster:
                 return host
         raise KeyError(name)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Host]:
         return iter(self.hosts)
 
     def __enter__(self) -> Cluster:
@@ -290,7 +290,8 @@ def _pid_alive(pid: int) -> bool:
 
 def cleanup_leftovers(prefix: str = PREFIX) -> list[str]:
     """Deletes (processes first) the namespaces named ``<prefix><pid>-...`` whose run, the
-    process ``pid``, is gone; the names deleted. Live runs and other namespaces are left be."""
+    process ``pid``, is gone; the names deleted. Live runs and other namespaces are left be.
+    (Runs are told apart by pid, so all runs must share one pid namespace, as on this VM.)"""
     owner = re.compile(rf"{re.escape(prefix)}(\d+)-")
     deleted = []
     for namespace in namespaces():
@@ -340,14 +341,18 @@ def require() -> None:
     pytest.skip(message)
 
 
-def cluster_fixture(hosts: int | Sequence[str] = 2, *, scope: str = "function", **options):
+def cluster_fixture(
+    hosts: int | Sequence[str] = 2, *, scope: str = "function", **options
+) -> Callable[[], Iterator[Cluster]]:
     """A pytest fixture yielding ``Cluster(hosts, **options)``, skipped (see ``require``) where
-    clusters cannot be made. In a test module: ``cluster = netns.cluster_fixture(["a", "b"])``."""
+    clusters cannot be made, after clearing leftovers of crashed runs. In a test module:
+    ``cluster = netns.cluster_fixture(["a", "b"])``, then ``def test_x(cluster): ...``."""
     import pytest
 
     @pytest.fixture(scope=scope)
     def cluster():
         require()
+        cleanup_leftovers(options.get("prefix", PREFIX))
         with Cluster(hosts, **options) as made:
             yield made
 

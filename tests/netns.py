@@ -21,12 +21,17 @@ other end put straight into a host namespace: the machine's own (root) namespace
 interface, address or route, ever. The host namespaces have no default route, so nothing in them
 can reach any address but the cluster's own and their loopback.
 
+Processes in a host share the machine's files, users and pids (a test's tmp_path and model
+folders work as they are; ``os.kill(process.pid, signal.SIGSTOP)`` stops one); only the network
+is their own.
+
 Breaking the network:
 
 - ``host.cut()`` sets the host's port on the switch down: its packets go nowhere and nothing
   reaches it, but its processes and their sockets stay as they were. To the peers this is a
   partition (or a host that vanished): connects and sends time out, nobody gets a reset.
-  ``host.heal()`` sets the port up again; TCP connections that were not given up resume.
+  ``host.heal()`` sets the port up again; TCP connections that were not given up resume at
+  their next retransmission (exponential backoff: after a cut of ~2 s, ~1.5 s here).
 - ``host.blackhole(address)`` adds a blackhole route to one address inside the host: new connects
   from it fail at once (the kernel answers EINVAL), packets of open connections are dropped.
 - ``host.kill_all()`` kills every process in the host's namespace (``ip netns pids``), also ones

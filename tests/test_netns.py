@@ -10,6 +10,7 @@ import select
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -30,23 +31,30 @@ def need_netns() -> None:
 
 
 class Echo:
-    """A netns_echo.py process in a host: one line out for every line in, each read bounded."""
+    """A netns_echo.py process in a host: one line out for every line in, each read bounded.
+    Its output is read a byte at a time, unbuffered, so no line can wait unseen in a buffer."""
 
     def __init__(self, host: netns.Host, role: str, address: str) -> None:
         self.process = host.python(
-            [ECHO, role, address, str(PORT)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
+            [ECHO, role, address, str(PORT)], stdin=subprocess.PIPE, stdout=subprocess.PIPE
         )
 
     def read(self, within: float) -> str:
-        ready, _, _ = select.select([self.process.stdout], [], [], within)
-        assert ready, f"no answer within {within} s"
-        return self.process.stdout.readline().strip()
+        deadline = time.monotonic() + within
+        line = b""
+        while not line.endswith(b"\n"):
+            ready, _, _ = select.select(
+                [self.process.stdout], [], [], max(deadline - time.monotonic(), 0)
+            )
+            assert ready, f"no answer within {within} s (so far {line!r})"
+            byte = os.read(self.process.stdout.fileno(), 1)
+            assert byte, f"the echo process ended (so far {line!r})"
+            line += byte
+        return line.decode().strip()
 
     def ask(self, command: str, seconds: float = 0.0) -> str:
-        self.process.stdin.write(f"{command} {seconds:g}\n" if seconds else f"{command}\n")
+        line = f"{command} {seconds:g}" if seconds else command
+        self.process.stdin.write(f"{line}\n".encode())
         self.process.stdin.flush()
         return self.read(seconds + ANSWER_SLACK)
 

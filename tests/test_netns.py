@@ -209,7 +209,7 @@ def test_leftovers_of_a_crashed_run_are_removed_and_live_runs_kept(need_netns):
 
 def test_addresses_outside_the_clusters_are_refused():
     host = netns.Host("a", "unused", "10.250.1.1", "unused", "h0")
-    for where, address in [(None, "10.250.1.2"), (host, "192.0.2.1"), (None, "192.0.2.1")]:
+    for where, address in [(None, "10.250.1.2"), (host, "198.51.100.7"), (None, "198.51.100.7")]:
         with pytest.raises(ValueError, match="not an address the harness may reach"):
             netns.wait_for_tcp(where, address, PORT, timeout=1)
 

@@ -58,7 +58,7 @@ class WorkerLinks:
         sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, int(self.registry.timeout * 1000))
         if curve is not None:
             curve.secure(sock)
-            sock.zap_domain = WORKER_DOMAIN
+            sock.zap_domain = WORKER_DOMAIN.encode()
         sock.bind(endpoint)
         self.sockets.append(sock)
         return sock

@@ -21,7 +21,7 @@ import zmq
 
 from .. import protocol
 from ..model.checkpoint import ModelSpec
-from ..network import bind_address
+from ..network import LOOPBACK, bind_address, local_address
 from ..protocol import (
     Failure,
     Goodbye,
@@ -85,8 +85,15 @@ class Ventilator:
         )
         self.links.bind(supervisor.front.endpoint)
         if args.port_worker is not None:
+            curve = CurveKeys.from_args(args)
+            if curve is None and local_address(args.bind_ip) != LOOPBACK:
+                logger.warning(
+                    "workers register on port %d without CURVE: anyone who reaches it can "
+                    "serve this front's clients (give -curve_secret_key, or -bind_ip 127.0.0.1)",
+                    args.port_worker,
+                )
             address = f"tcp://{bind_address(args.bind_ip)}:{args.port_worker}"
-            self.links.bind(address, CurveKeys.from_args(args))
+            self.links.bind(address, curve)
         self.confirmations = _socket(context, zmq.PULL, linger=0)
         self.confirmations.bind(supervisor.sink_addresses.ventilator)
         self.sink = _socket(context, zmq.PUSH, linger=1000)

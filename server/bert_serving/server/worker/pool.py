@@ -92,8 +92,7 @@ class WorkerPool:
                     self.refused = True
                     self.close()
                     raise WorkerRefusedError(
-                        "the front refused this worker (see the log above): start it with "
-                        "the front's model and encoding arguments"
+                        "the front refused this worker (why: see the log above)"
                     )
                 self.logger.error(
                     "worker %d exited (code %s), starting it again", index, process.exitcode

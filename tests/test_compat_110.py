@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -27,40 +26,9 @@ from tests.servers import running_server
 
 pytestmark = pytest.mark.slow  # every test here starts a server (or uses one)
 
-CLIENT_110 = "bert-serving-client==1.10.0"
 CLIENT_SCRIPT = Path(__file__).parent / "compat" / "client_110_session.py"
-PIP_SECONDS = 600
 SCRIPT_SECONDS = 120
 SERVER_OPTIONS = ("-show_tokens_to_client", "-max_batch_size", "4")
-
-
-def _last_line(text: str) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else "(no output)"
-
-
-@pytest.fixture(scope="session")
-def client_110_python(tmp_path_factory) -> Path:
-    """The interpreter of a fresh venv holding the 1.10 client, or a skip saying why not."""
-    env_dir = tmp_path_factory.mktemp("venv_client_110")
-    made = subprocess.run(
-        [sys.executable, "-m", "venv", str(env_dir)], capture_output=True, text=True
-    )
-    if made.returncode != 0:
-        pytest.skip(f"cannot create a virtualenv: {_last_line(made.stderr)}")
-    python = env_dir / "bin" / "python"
-    try:
-        installed = subprocess.run(
-            [str(python), "-m", "pip", "install", "-q", CLIENT_110, "numpy", "pyzmq"],
-            capture_output=True,
-            text=True,
-            timeout=PIP_SECONDS,
-        )
-    except subprocess.TimeoutExpired:
-        pytest.skip(f"cannot install {CLIENT_110}: pip took over {PIP_SECONDS} s")
-    if installed.returncode != 0:
-        pytest.skip(f"cannot install {CLIENT_110}: {_last_line(installed.stderr)}")
-    return python
 
 
 @pytest.fixture(scope="module")

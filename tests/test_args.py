@@ -53,6 +53,11 @@ EXPECTED_DEFAULTS = {
     "device_map": [],
     "prefetch_size": 10,
     "verbose": False,
+    # new in 2.0: workers on other hosts
+    "port_worker": None,
+    "worker_timeout": 3.0,
+    "worker_progress_timeout": 60.0,
+    "curve_worker_keys": None,
 }
 FLAGS = [
     "cased_tokenization",

@@ -65,6 +65,7 @@ def test_bfloat16_vectors_of_the_real_model_stay_close_to_float32(minilm_dir):
     assert 0.999 < worst < 1.0 - 1e-9  # close, and really computed differently
 
 
+@pytest.mark.slow
 def test_a_bfloat16_server_answers_close_to_a_float32_encoder(google_model_dir):
     exact = SentenceEncoder(inspect_model(google_model_dir), EncoderSettings(precision="float32"))
     texts = ["a bfloat16 server", "answers every request", "close to float32"]

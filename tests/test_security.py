@@ -35,6 +35,7 @@ def client(server, **kwargs) -> BertClient:
     return BertClient(port=server.args.port, port_out=server.args.port_out, timeout=3000, **kwargs)
 
 
+@pytest.mark.slow
 def test_curve_with_allowed_client_keys(google_model_dir, keys):
     with running_server(
         google_model_dir,
@@ -71,6 +72,7 @@ def test_curve_with_allowed_client_keys(google_model_dir, keys):
             assert bc.encode(["still serving"]).shape == (1, 32)
 
 
+@pytest.mark.slow
 def test_curve_encryption_for_any_client(google_model_dir, keys):
     with running_server(google_model_dir, "-curve_secret_key", keys["server"]["secret"]) as server:
         public = zmq.auth.load_certificate(keys["server"]["public"])[0]
@@ -92,6 +94,7 @@ def listening_addresses(port: int) -> set[str]:
     return found
 
 
+@pytest.mark.slow
 def test_bind_ip_limits_the_listening_interface(google_model_dir):
     with running_server(google_model_dir, "-bind_ip", "127.0.0.1") as server:
         assert listening_addresses(server.args.port) == {"127.0.0.1"}
@@ -102,6 +105,7 @@ def test_bind_ip_limits_the_listening_interface(google_model_dir):
         assert listening_addresses(server.args.port) == {"0.0.0.0"}
 
 
+@pytest.mark.slow
 def test_request_size_limit_and_secret_redaction(google_model_dir):
     with running_server(
         google_model_dir, "-max_request_bytes", "2000", "-http_api_key", "s3cret"
@@ -117,6 +121,7 @@ def test_request_size_limit_and_secret_redaction(google_model_dir):
         assert "s3cret" not in json.dumps(config)
 
 
+@pytest.mark.slow
 def test_http_api_key_and_a_proxy_that_speaks_curve(google_model_dir, keys):
     (http_port,) = free_ports(1)
     with running_server(

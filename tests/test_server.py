@@ -79,6 +79,7 @@ def client_for(server, **kwargs) -> BertClient:
     return BertClient(port=server.args.port, port_out=server.args.port_out, timeout=60000, **kwargs)
 
 
+@pytest.mark.slow
 def test_encode_equals_the_in_process_encoder(server, reference):
     texts = sentences(10)
     with client_for(server) as bc:
@@ -86,6 +87,7 @@ def test_encode_equals_the_in_process_encoder(server, reference):
     np.testing.assert_allclose(got, reference(texts).embeddings, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_request_larger_than_max_batch_size_comes_back_whole_and_in_order(server, reference):
     texts = sentences(103, seed=1)
     with client_for(server) as bc:
@@ -94,6 +96,7 @@ def test_request_larger_than_max_batch_size_comes_back_whole_and_in_order(server
     np.testing.assert_allclose(got, reference(texts).embeddings, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_concurrent_clients_each_get_their_own_rows(server, reference):
     results, errors = {}, []
 
@@ -117,6 +120,7 @@ def test_concurrent_clients_each_get_their_own_rows(server, reference):
         np.testing.assert_allclose(got, reference(texts).embeddings, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_tokens_are_shown_when_asked(server):
     with client_for(server) as bc:
         vectors, tokens = bc.encode(["hello world!", "thisis it"], show_tokens=True)
@@ -131,6 +135,7 @@ def test_tokens_are_shown_when_asked(server):
         assert vectors.shape == (2, 32)
 
 
+@pytest.mark.slow
 def test_tokens_of_a_split_request_stay_in_order(server):
     texts = sentences(9, seed=5)
     with client_for(server) as bc:
@@ -138,6 +143,7 @@ def test_tokens_of_a_split_request_stay_in_order(server):
     assert [t[1:-1] for t in tokens] == [text.split()[:14] for text in texts]
 
 
+@pytest.mark.slow
 def test_sentence_pairs(server, reference):
     texts = ["hello world ||| good day", "first do it ||| then do it right"]
     with client_for(server) as bc:
@@ -146,6 +152,7 @@ def test_sentence_pairs(server, reference):
     np.testing.assert_allclose(got, reference(texts).embeddings, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_non_blocking_encode_and_fetch_all(server, reference):
     batches = [sentences(n, seed=n) for n in (3, 9, 1)]
     with client_for(server) as bc:
@@ -156,6 +163,7 @@ def test_non_blocking_encode_and_fetch_all(server, reference):
     np.testing.assert_allclose(merged, want, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_encode_async(server):
     batches = [sentences(5, seed=i) for i in range(6)]
     with client_for(server) as bc:
@@ -163,6 +171,7 @@ def test_encode_async(server):
     assert sorted(r.embedding.shape[0] for r in received) == [5] * 6
 
 
+@pytest.mark.slow
 def test_multicast_clones_receive_the_same_result(server):
     with client_for(server) as bc:
         received: list[np.ndarray] = []
@@ -183,6 +192,7 @@ def test_multicast_clones_receive_the_same_result(server):
         np.testing.assert_array_equal(vectors, sent)
 
 
+@pytest.mark.slow
 def test_server_config_and_status(server):
     with client_for(server) as bc:
         config = bc.server_config
@@ -217,6 +227,7 @@ def test_server_config_and_status(server):
     assert statistic["recent_request_per_second"] > 0
 
 
+@pytest.mark.slow
 def test_priority_request_overtakes_a_large_job(server):
     finished = {}
     with client_for(server) as big, client_for(server) as small:
@@ -259,6 +270,7 @@ def raw_request(server, frames: list[bytes], identity: bytes) -> list[bytes]:
         (b'[["ok", "\\udfff"]]', b"1", "texts[0][1] holds a lone surrogate"),
     ],
 )
+@pytest.mark.slow
 def test_bad_input_gets_an_error_and_the_server_goes_on(server, payload, count, message):
     identity = b"raw-client-" + count + payload[:4].hex().encode()
     frames = raw_request(server, [identity, payload, b"7", count], identity)
@@ -269,6 +281,7 @@ def test_bad_input_gets_an_error_and_the_server_goes_on(server, payload, count, 
         assert bc.encode(["still serving"]).shape == (1, 32)
 
 
+@pytest.mark.slow
 def test_client_raises_the_server_error(server):
     """A request that slipped past the client's own checks (sent here through its private
     sender) is refused by the server, and the client raises the server's message."""
@@ -293,6 +306,7 @@ def dynamic_none_server(google_model_dir):
         yield running
 
 
+@pytest.mark.slow
 def test_none_pooling_with_dynamic_length(dynamic_none_server):
     texts = ["hello", "hello world this is it good day", "day"]
     with client_for(dynamic_none_server) as bc:
@@ -302,6 +316,7 @@ def test_none_pooling_with_dynamic_length(dynamic_none_server):
     assert not vectors[0, 3:].any() and vectors[0, :3].any()
 
 
+@pytest.mark.slow
 def test_fixed_embed_length(google_model_dir):
     with running_server(
         google_model_dir, "-pooling_strategy", "NONE", "-max_seq_len", "NONE", "-fixed_embed_length"
@@ -309,6 +324,7 @@ def test_fixed_embed_length(google_model_dir):
         assert bc.encode(["hello world"]).shape == (1, 64, 32)
 
 
+@pytest.mark.slow
 def test_terminate_cli_stops_everything_and_frees_the_ports(google_model_dir):
     with running_server(google_model_dir) as running:
         children = [child.process for child in running.supervisor.children]
@@ -320,6 +336,7 @@ def test_terminate_cli_stops_everything_and_frees_the_ports(google_model_dir):
         assert ports_are_free(running.args.port, running.args.port_out)
 
 
+@pytest.mark.slow
 def test_shutdown_static_method(google_model_dir):
     with running_server(google_model_dir) as running:
         args = type(
@@ -352,6 +369,7 @@ def test_client_error_class_is_exported():
     assert issubclass(BertServerError, RuntimeError)
 
 
+@pytest.mark.slow
 def test_start_and_terminate_command_lines(google_model_dir):
     port, port_out = free_ports(2)
     start = subprocess.Popen(

@@ -96,6 +96,7 @@ def test_encode_without_handshake_against_a_closed_port_times_out():
         assert_times_out(lambda: bc.server_status, f"port_out={port_out}")
 
 
+@pytest.mark.slow
 def test_a_stopped_server_gives_a_timeout_not_a_hang(google_model_dir):
     with running_server(google_model_dir) as server:
         bc = BertClient(port=server.args.port, port_out=server.args.port_out, timeout=3000)
@@ -107,6 +108,7 @@ def test_a_stopped_server_gives_a_timeout_not_a_hang(google_model_dir):
         assert_times_out(bc.fetch_all)
 
 
+@pytest.mark.slow
 def test_a_killed_server_gives_a_timeout_and_leaves_no_orphan(google_model_dir, tmp_path):
     """kill -9 of the server process: the waiting client times out, and the workers and
     the sink notice their parent is gone and exit."""
@@ -122,6 +124,7 @@ def test_a_killed_server_gives_a_timeout_and_leaves_no_orphan(google_model_dir, 
         assert ports_are_free(port, port_out)
 
 
+@pytest.mark.slow
 def test_a_server_still_starting_answers_config_and_then_encodes(google_model_dir, reference):
     server = BertServer(server_args(google_model_dir))
     server.start()
@@ -183,6 +186,7 @@ class Load:
             bc.close()
 
 
+@pytest.mark.slow
 def test_close_finishes_requests_in_flight(google_model_dir, reference):
     with running_server(google_model_dir) as server:
         children = [child.process.pid for child in server.supervisor.children]
@@ -203,6 +207,7 @@ def test_close_finishes_requests_in_flight(google_model_dir, reference):
     assert ports_are_free(server.args.port, server.args.port_out)
 
 
+@pytest.mark.slow
 def test_termination_finishes_requests_in_flight(google_model_dir, reference):
     with running_server(google_model_dir) as server:
         children = [child.process.pid for child in server.supervisor.children]
@@ -243,6 +248,7 @@ def subprocess_server(model_dir: Path, log_dir: Path, *extra: str) -> Iterator[t
         log.close()
 
 
+@pytest.mark.slow
 def test_sigterm_finishes_requests_in_flight(google_model_dir, reference, tmp_path):
     with subprocess_server(google_model_dir, tmp_path) as (process, port, port_out):
         children = descendants(process.pid)
@@ -261,6 +267,7 @@ def test_sigterm_finishes_requests_in_flight(google_model_dir, reference, tmp_pa
 # -- a port in use --------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("taken", ["port", "port_out"])
 def test_a_second_server_on_a_used_port_fails_at_once(google_model_dir, taken):
     with running_server(google_model_dir) as first:
@@ -277,6 +284,7 @@ def test_a_second_server_on_a_used_port_fails_at_once(google_model_dir, taken):
     assert ports_are_free(getattr(args, other)), "the failed server kept its other port"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("taken", ["port", "port_out"])
 def test_the_start_command_refuses_a_used_port_clearly(google_model_dir, taken):
     port, port_out = free_ports(2)

@@ -197,6 +197,7 @@ def addressed(name: str, frames: list[bytes]) -> list[bytes]:
     return frames
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(CASES))
 def test_bad_input_is_answered_and_the_server_goes_on(server, expected, name):
     frames, must_say = CASES[name]
@@ -233,6 +234,7 @@ def test_catalogue_size():
     assert len(CASES) >= 40
 
 
+@pytest.mark.slow
 def test_a_reused_request_id_is_answered_again(server, expected):
     """A client that restarts with a fixed identity counts its ids from 1 again; its
     requests must still be answered, not mistaken for late duplicates."""
@@ -329,6 +331,7 @@ def would_terminate(frames: list[bytes]) -> bool:
     return len(frames) > 1 and frames[1] == protocol.TERMINATION
 
 
+@pytest.mark.slow
 def test_fuzz_the_live_server(server, expected):
     counts: Counter[str] = Counter()
     seen: set[tuple[bytes, int]] = set()

@@ -1,0 +1,175 @@
+"""How much one front (ventilator + sink) can route: fake workers, real everything else.
+
+    python benchmarks/bench_front.py [--workers 1 2 4] [--batches 1 64 256] [--clients 4]
+                                     [--seconds 5] [--json results.json]
+
+A front starts with no local workers and a worker port; N fake workers register with it over
+TCP on loopback, exactly as ``bert-serving-worker`` does (same sessions, heartbeats, credit
+and answers), except that their "model" answers at once with zero vectors of the served
+model's width. Client processes then stream requests of a fixed batch size. What comes out is
+the front's own ceiling: sentences/s and MB/s of vectors routed, for one front and N workers.
+On a 2-core machine the clients and fake workers share the cores with the front, so the
+figures are a floor of what a front on its own host routes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from bert_serving.client import BertClient
+from bert_serving.server import BertServer
+from bert_serving.server.args import get_args_parser
+from bert_serving.server.benchmark.machine import describe_machine
+from bert_serving.server.logger import get_logger
+from bert_serving.server.model.precision import cpu_flags
+from bert_serving.server.network import free_ports
+from bert_serving.server.protocol import Hello
+from bert_serving.server.worker.compute import ComputeThread
+from bert_serving.server.worker.process import _serve_fronts
+from bert_serving.server.worker.session import Membership
+from bert_serving.server.worker.settings import FrontAddress
+
+ISA_FLAGS = (("amx_bf16", "AMX"), ("avx512_vnni", "AVX-512 VNNI"), ("avx512f", "AVX-512"))
+
+
+@dataclass
+class FakeDtype:
+    name: str = "float32"
+
+
+class FakeEncoder:
+    """Answers at once: zero vectors of the served model's width, so only routing counts."""
+
+    output_length_varies = False
+    compute_dtype = FakeDtype()
+    max_len = 25
+
+    def __init__(self, width: int):
+        self.width = width
+
+    def encode(self, texts, is_tokenized: bool = False):
+        return _Encoding(np.zeros((len(texts), self.width), np.float32), [])
+
+
+@dataclass
+class _Encoding:
+    embeddings: np.ndarray
+    tokens: list
+
+
+def fake_worker(port_worker: int, fingerprint: str, width: int, index: int) -> None:
+    """A worker process whose model is ``FakeEncoder``; everything else is the real worker."""
+    logger = get_logger(f"WORKER-{index}")
+    hello = Hello(f"fake:{index}", "fake", "CPU", True, fingerprint, "float32", 1e-6)
+    front = FrontAddress(f"tcp://127.0.0.1:{port_worker}", remote=True)
+    membership = Membership(front, hello, prefetch_size=10, timeout=3.0)
+    compute = ComputeThread(FakeEncoder(width), 256, current_part=None, logger=logger)
+    _serve_fronts(compute, membership, b"", logger)
+
+
+def client(port: int, port_out: int, batch: int, seconds: float, results) -> None:
+    texts = [f"sentence {i} of a batch" for i in range(batch)]
+    done = 0
+    with BertClient(port=port, port_out=port_out, timeout=60000) as bc:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            bc.encode(texts)
+            done += batch
+    results.put(done)
+
+
+def measure(server, width: int, workers: int, batch: int, clients: int, seconds: float) -> dict:
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    args = (server.args.port, server.args.port_out, batch, seconds, results)
+    processes = [context.Process(target=client, args=args) for _ in range(clients)]
+    started = time.monotonic()
+    for process in processes:
+        process.start()
+    texts = sum(results.get(timeout=seconds + 120) for _ in processes)
+    elapsed = time.monotonic() - started
+    for process in processes:
+        process.join()
+    per_second = texts / seconds
+    return {
+        "workers": workers,
+        "batch": batch,
+        "clients": clients,
+        "sentences_per_s": round(per_second),
+        "mb_per_s": round(per_second * width * 4 / 1e6, 1),
+        "wall_s": round(elapsed, 1),
+    }
+
+
+def isa_label() -> str:
+    flags = cpu_flags()
+    named = [label for flag, label in ISA_FLAGS if flag in flags]
+    return ", ".join(named) or ("AVX2" if "avx2" in flags else "no AVX2")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 64, 256])
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument(
+        "--model_dir", default=None, help="the served model, for its width (default: MiniLM)"
+    )
+    parser.add_argument("--json", default=None, help="also write the rows to this file")
+    options = parser.parse_args()
+    machine = describe_machine()
+    print(f"# one front, fake workers: {machine.get('cpu')} ({isa_label()}), {machine}")
+    port, port_out, port_worker = free_ports(3)
+    argv = ["-port", str(port), "-port_out", str(port_out), "-port_worker", str(port_worker)]
+    argv += ["-num_worker", "0", "-bind_ip", "127.0.0.1", "-max_batch_size", "256"]
+    if options.model_dir:
+        argv += ["-model_dir", options.model_dir]
+    rows = []
+    context = multiprocessing.get_context("spawn")
+    with BertServer(get_args_parser().parse_args(argv)) as server:
+        fingerprint = json.dumps(server.fingerprint, sort_keys=True)
+        width = server.spec.config.hidden_size
+        fakes = []
+        for count in sorted(options.workers):
+            while len(fakes) < count:
+                fake = context.Process(
+                    target=fake_worker,
+                    args=(port_worker, fingerprint, width, len(fakes)),
+                    daemon=True,
+                )
+                fake.start()
+                fakes.append(fake)
+            _wait_for_workers(port, port_out, count)
+            for batch in options.batches:
+                row = measure(server, width, count, batch, options.clients, options.seconds)
+                rows.append(row)
+                print(
+                    f"{row['workers']} fake workers, batch {row['batch']:>3}, "
+                    f"{row['clients']} clients: {row['sentences_per_s']:>7} sentences/s, "
+                    f"{row['mb_per_s']:>6} MB/s of vectors"
+                )
+        for fake in fakes:
+            fake.terminate()
+    if options.json:
+        with open(options.json, "w") as out:
+            json.dump({"machine": machine, "isa": isa_label(), "rows": rows}, out, indent=1)
+
+
+def _wait_for_workers(port: int, port_out: int, count: int) -> None:
+    with BertClient(port=port, port_out=port_out, timeout=30000) as bc:
+        deadline = time.monotonic() + 60
+        while bc.server_status["num_workers_serving"] < count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{count} fake workers did not register")
+            time.sleep(0.2)
+
+
+if __name__ == "__main__":
+    main()

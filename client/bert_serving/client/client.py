@@ -63,6 +63,8 @@ class BertClient:
     `curve_server_key` (the server's public key: Z85 text or a zmq.auth key file) turns on
     CURVE encryption; `curve_client_keys` (this client's .key_secret file or a
     (public, secret) pair) is needed when the server only accepts listed client keys.
+    `normalize` divides every vector by its length on arrival (unit-length vectors, as a
+    server started with -normalize sends them).
     """
 
     def __init__(
@@ -80,6 +82,7 @@ class BertClient:
         timeout: int = -1,
         curve_server_key: KeySource | None = None,
         curve_client_keys: KeySource | tuple[bytes, bytes] | None = None,
+        normalize: bool = False,
     ) -> None:
         if output_fmt not in OUTPUT_FORMATS:
             raise ValueError(f"output_fmt must be one of {OUTPUT_FORMATS}, got {output_fmt!r}")
@@ -88,6 +91,7 @@ class BertClient:
         self.port_out = port_out
         self.output_fmt = output_fmt
         self.timeout = timeout
+        self.normalize = normalize
         self.identity = _as_identity(identity)
         self._check_length = check_length and not ignore_all_checks
         self._check_token_info = check_token_info and not ignore_all_checks
@@ -331,7 +335,7 @@ class BertClient:
         if reply is None:
             raise self._timeout_error("no result for a chunk of a large encode", self.timeout)
         chunk = in_flight.pop(reply.request_id)
-        arrays[chunk], tokens[chunk] = decode_encoding(reply)
+        arrays[chunk], tokens[chunk] = decode_encoding(reply, self.normalize)
         bar.update(len(arrays[chunk]))
 
     def _ask(self, command: bytes) -> dict:
@@ -383,7 +387,7 @@ class BertClient:
         return False
 
     def _to_response(self, reply: Reply) -> Response:
-        embedding, tokens = decode_encoding(reply)
+        embedding, tokens = decode_encoding(reply, self.normalize)
         if self.output_fmt == "list":
             return Response(reply.request_id, embedding.tolist(), tokens)
         return Response(reply.request_id, embedding, tokens)

@@ -27,6 +27,7 @@ from .checkpoint import (
     load_weights,
 )
 from .errors import ModelError
+from .normalization import l2_normalized
 from .pooling import NO_POOLING, POOLED, STRATEGIES, pool
 from .precision import compute_dtype
 
@@ -48,6 +49,7 @@ class EncoderSettings:
     no_special_token: bool = False
     no_position_embeddings: bool = False
     fixed_embed_length: bool = False
+    normalize: bool = False
     cased_tokenization: bool = False
     fp16: bool = False
     xla: bool = False
@@ -162,7 +164,10 @@ class SentenceEncoder:
     def encode(self, texts: Texts, is_tokenized: bool = False) -> Encoding:
         """Encode a batch of strings (or of token lists, with ``is_tokenized``)."""
         features = self.featurize(texts, is_tokenized)
-        return Encoding(self.encode_features(features), features.tokens)
+        embeddings = self.encode_features(features)
+        if self.settings.normalize:  # -normalize: unit-length vectors (every token's, for NONE)
+            embeddings = l2_normalized(embeddings)
+        return Encoding(embeddings, features.tokens)
 
     def encode_features(self, features: InputFeatures) -> np.ndarray:
         order = np.argsort(features.lengths, kind="stable")

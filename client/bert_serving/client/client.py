@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-import warnings
 from typing import Any, Iterable, Iterator, List, NamedTuple, Union
 
 import numpy as np
@@ -13,7 +12,7 @@ import zmq
 
 from . import __version__
 from .batch_sender import BatchSender
-from .checks import check_server_version, check_texts, warn_if_too_long
+from .checks import check_server_version, check_texts, server_sends_tokens, warn_if_too_long
 from .chunks import chunk_spans, join_rows, join_tokens
 from .deadlines import deadline_after, earliest, has_passed
 from .errors import BertClientTimeoutError
@@ -375,16 +374,7 @@ class BertClient:
             raise error
 
     def _server_sends_tokens(self) -> bool:
-        """False when the server config says tokens are not sent (warns if asked to)."""
-        if self._config is None or self._config.get("show_tokens_to_client"):
-            return True
-        if self._check_token_info:
-            warnings.warn(
-                "show_tokens=True but the server was not started with -show_tokens_to_client, "
-                "so only the embedding is returned",
-                stacklevel=3,
-            )
-        return False
+        return server_sends_tokens(self._config, self._check_token_info, stacklevel=3)
 
     def _to_response(self, reply: Reply) -> Response:
         embedding, tokens = decode_encoding(reply, self.normalize)

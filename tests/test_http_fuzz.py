@@ -96,7 +96,8 @@ def nested(depth: int, opener: bytes) -> bytes:
 
 @st.composite
 def deep_bodies(draw) -> bytes:
-    depth = draw(st.sampled_from([63, 64, 65, 100, 999, 1000, 5000, 100_000, 1_000_000]))
+    # 10**6 (the 2 MB body of issue 17) is sent rarely: its transfer would dominate the run
+    depth = draw(st.sampled_from([63, 64, 65, 100, 999, 1000, 5000, 100_000] * 4 + [10**6]))
     deep = nested(depth, draw(st.sampled_from([b"[", b"{"])))
     field = draw(st.sampled_from(FIELDS))
     return draw(

@@ -22,9 +22,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bert_serving.server.http.openapi_spec import PATHS
+from bert_serving.server.http.payloads import MAX_JSON_DEPTH, nesting_depth, strict_json
 from tests.servers import free_ports, running_server
-
-pytestmark = pytest.mark.slow
 
 TOTAL_EXAMPLES = 10_000
 OPERATIONS = [
@@ -182,6 +181,7 @@ def concrete(path: str, file_name: str) -> str:
     return path.replace("{file}", quote(file_name, safe=""))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("path", "method"), OPERATIONS)
 def test_any_body_and_headers_answer_below_500(url, session, path, method):
     @given(
@@ -211,3 +211,54 @@ def test_any_body_and_headers_answer_below_500(url, session, path, method):
     still_serving = session.post(f"{url}/encode", json={"id": 1, "texts": ["hello world"]})
     assert still_serving.status_code == 200
     assert np.array(still_serving.json()["result"]).shape == (1, 32)
+
+
+# -- the cases of issue 17, one by one ----------------------------------------------------
+
+MILLION_DEEP = b"[" * 10**6 + b"]" * 10**6
+POST_ROUTES = [path for path, method in OPERATIONS if method == "POST"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("route", POST_ROUTES)
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (MILLION_DEEP, "nested deeper than 64 levels"),
+        (b'{"id": %s, "texts": ["a"], "input": "a", "inputs": "a"}' % MILLION_DEEP, "nested"),
+        (b'{"id": 1, "texts": %s, "input": %s, "inputs": %s}' % ((nested(65, b"["),) * 3), "64"),
+        (b'{"id": 1e999, "texts": ["a"], "input": "a", "inputs": "a"}', "too large"),
+        (b'{"id": NaN, "texts": ["a"], "input": "a", "inputs": "a"}', "NaN is not"),
+        (b'{"id": 1, "id": 2, "texts": ["a"], "input": "a", "inputs": "a"}', "appears twice"),
+        (b'{"id": 1, "texts": ["\xff"], "input": "\xff", "inputs": "\xff"}', "malformed JSON"),
+    ],
+)
+def test_hostile_json_gets_a_4xx_that_names_the_problem(url, session, route, body, message):
+    answer = session.post(url + route, data=body, headers={"Content-Type": "application/json"})
+    assert 400 <= answer.status_code < 500, answer.text[:300]
+    assert message in answer.text
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[" * 100_000 + "]" * 100_000, "nested deeper"),
+        ("[" * (MAX_JSON_DEPTH + 1) + "]" * (MAX_JSON_DEPTH + 1), "nested deeper"),
+        ('{"a": 1e400}', "too large for a float"),
+        ('{"a": -Infinity}', "-Infinity is not a JSON value"),
+        ('{"a": 1, "b": {"c": 1, "c": 2}}', "'c' appears twice"),
+        ("1" * 5000, "digits"),
+    ],
+)
+def test_strict_json_refuses(text, message):
+    with pytest.raises(ValueError, match=message):
+        strict_json(text)
+
+
+def test_strict_json_reads_plain_json_and_nesting_up_to_the_limit():
+    deepest = "[" * MAX_JSON_DEPTH + "]" * MAX_JSON_DEPTH
+    assert nesting_depth(strict_json(deepest)) == MAX_JSON_DEPTH
+    value = strict_json('{"id": [1, {"a": [2.5e300, null]}], "texts": ["x"]}')
+    assert value == {"id": [1, {"a": [2.5e300, None]}], "texts": ["x"]}
+    assert nesting_depth(value) == 4
+    assert nesting_depth("text") == 0

@@ -82,17 +82,23 @@ def test_zeromq_vectors_rank_the_pasta_sentence_first(zeromq_vectors):
 # -- LangChain ----------------------------------------------------------------------------
 
 
-def test_langchain_openai_embeddings(base_url, zeromq_vectors):
-    from langchain_core.vectorstores import InMemoryVectorStore
+def langchain_embeddings(base_url: str, **options):
     from langchain_openai import OpenAIEmbeddings
 
-    embeddings = OpenAIEmbeddings(
+    return OpenAIEmbeddings(
         model=MODEL,
         base_url=f"{base_url}/v1",
         api_key="unused",
         check_embedding_ctx_length=False,  # else tiktoken downloads a tokenizer
         max_retries=0,
+        **options,
     )
+
+
+def test_langchain_openai_embeddings(base_url, zeromq_vectors):
+    from langchain_core.vectorstores import InMemoryVectorStore
+
+    embeddings = langchain_embeddings(base_url)
     check_vectors("langchain", embeddings.embed_documents(CORPUS), CORPUS, zeromq_vectors)
     check_vectors("langchain", [embeddings.embed_query(QUERY)], [QUERY], zeromq_vectors)
     store = InMemoryVectorStore.from_texts(CORPUS, embedding=embeddings)
@@ -102,16 +108,8 @@ def test_langchain_openai_embeddings(base_url, zeromq_vectors):
 
 def test_langchain_shows_the_servers_error(base_url):
     import openai
-    from langchain_openai import OpenAIEmbeddings
 
-    embeddings = OpenAIEmbeddings(
-        model=MODEL,
-        base_url=f"{base_url}/v1",
-        api_key="unused",
-        check_embedding_ctx_length=False,
-        max_retries=0,
-        dimensions=8,
-    )
+    embeddings = langchain_embeddings(base_url, dimensions=8)
     with pytest.raises(openai.BadRequestError, match="cannot be shortened"):
         embeddings.embed_query(QUERY)
 

@@ -127,17 +127,17 @@ def _add_tei_routes(
     @app.post("/")
     @app.post("/embed")
     def embed() -> Response:
+        request = tei.parse_embed_request(tei.fields(), normalize_field=True)
         if token_embeddings:
             raise ApiError(424, NOT_A_SENTENCE_EMBEDDING)
-        request = tei.parse_embed_request(tei.fields(), normalize_field=True)
         vectors, _ = encoded(request)
         return jsonify((l2_normalized(vectors) if request.normalize else vectors).tolist())
 
     @app.post("/embed_all")
     def embed_all() -> Response:
+        request = tei.parse_embed_request(tei.fields(), normalize_field=False)
         if not token_embeddings:
             raise ApiError(424, ONLY_SENTENCE_EMBEDDINGS.format(args.pooling_strategy))
-        request = tei.parse_embed_request(tei.fields(), normalize_field=False)
         return jsonify(tei.token_vectors(*encoded(request)))
 
     @app.post("/tokenize")

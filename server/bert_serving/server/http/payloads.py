@@ -17,6 +17,7 @@ from .errors import ApiError
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 MAX_JSON_DEPTH = 64
+CONTAINERS = (list, dict)
 
 
 def is_form() -> bool:
@@ -61,13 +62,14 @@ def strict_json(text: str | bytes) -> Any:
 def nesting_depth(value: Any) -> int:
     """How many arrays and objects deep ``value`` goes (0 for a string or number), without
     recursion; it stops counting a little past ``MAX_JSON_DEPTH``."""
-    deepest, level = 0, [(value, 0)]
+    if not isinstance(value, (list, dict)):
+        return 0
+    deepest, level = 0, [(value, 1)]
     while level and deepest <= MAX_JSON_DEPTH:
         item, depth = level.pop()
-        if isinstance(item, (list, dict)):
-            deepest = max(deepest, depth + 1)
-            children = item.values() if isinstance(item, dict) else item
-            level.extend((child, depth + 1) for child in children)
+        deepest = max(deepest, depth)
+        children = item.values() if isinstance(item, dict) else item
+        level.extend((child, depth + 1) for child in children if isinstance(child, CONTAINERS))
     return deepest
 
 

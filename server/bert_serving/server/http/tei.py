@@ -21,6 +21,7 @@ from ..tokenization.wordpiece import CLS_TOKEN, SEP_TOKEN
 from .errors import ApiError
 from .openai import check_dimensions
 from .payloads import json_object
+from .texts import require_unicode
 from .tokens import TokenCounter
 
 MAX_CLIENT_BATCH_SIZE = 4096  # the client's chunk size: larger lists are one chunk each
@@ -93,10 +94,7 @@ def input_texts(body: dict[str, Any], allow_blank: bool = False) -> list[str]:
             raise ApiError(422, f"inputs[{index}] must be a string (token ids are not accepted)")
         if not allow_blank and not text.strip():
             raise ApiError(422, f"inputs[{index}] is empty or only whitespace: nothing to embed")
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            raise ApiError(422, f"inputs[{index}] has a lone surrogate: not Unicode") from None
+        require_unicode(text, f"inputs[{index}]", 422)
     return texts
 
 

@@ -28,6 +28,7 @@ from .client import (
     MAX_RESEND_INTERVAL_S,
     OUTPUT_FORMATS,
     _as_identity,
+    client_status,
 )
 from .errors import BertClientTimeoutError
 from .protocol import (
@@ -119,19 +120,7 @@ class AsyncBertClient:
     @property
     def status(self) -> dict:
         """This client's own state, as JSON-friendly values."""
-        pending = sorted(self._waiting)
-        return {
-            "identity": self.identity.decode("utf-8", errors="replace"),
-            "num_request": self._num_request,
-            "num_pending_request": len(pending),
-            "pending_request": pending,
-            "output_fmt": self.output_fmt,
-            "port": self.port,
-            "port_out": self.port_out,
-            "server_ip": self.ip,
-            "client_version": __version__,
-            "timeout": self.timeout,
-        }
+        return client_status(self, self._num_request, sorted(self._waiting))
 
     # ---- encoding ---------------------------------------------------------------------
 

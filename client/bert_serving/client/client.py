@@ -141,19 +141,7 @@ class BertClient:
     @property
     def status(self) -> dict:
         """This client's own state, as JSON-friendly values."""
-        pending = self._mailbox.pending_ids()
-        return {
-            "identity": self.identity.decode("utf-8", errors="replace"),
-            "num_request": self._num_request,
-            "num_pending_request": len(pending),
-            "pending_request": pending,
-            "output_fmt": self.output_fmt,
-            "port": self.port,
-            "port_out": self.port_out,
-            "server_ip": self.ip,
-            "client_version": __version__,
-            "timeout": self.timeout,
-        }
+        return client_status(self, self._num_request, self._mailbox.pending_ids())
 
     # ---- encoding ---------------------------------------------------------------------
 
@@ -388,6 +376,22 @@ class BertClient:
             f"port_out={self.port_out}) within {waited_ms} ms: the server may not be running "
             "or may be busy, or the ports may be wrong"
         )
+
+
+def client_status(client: Any, num_request: int, pending: list[int]) -> dict:
+    """The ``status`` of a BertClient or an AsyncBertClient."""
+    return {
+        "identity": client.identity.decode("utf-8", errors="replace"),
+        "num_request": num_request,
+        "num_pending_request": len(pending),
+        "pending_request": pending,
+        "output_fmt": client.output_fmt,
+        "port": client.port,
+        "port_out": client.port_out,
+        "server_ip": client.ip,
+        "client_version": __version__,
+        "timeout": client.timeout,
+    }
 
 
 def _as_identity(identity: str | bytes | None) -> bytes:

@@ -229,3 +229,20 @@ def test_200_concurrent_encodes_match_the_blocking_client(google_model_dir):
     for answer, wanted in zip(answers, expected):
         assert answer.shape == wanted.shape
         np.testing.assert_allclose(answer, wanted, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_curve_encryption(google_model_dir, tmp_path):
+    import zmq.auth
+
+    public, secret = zmq.auth.create_certificates(str(tmp_path), "server")
+    with running_server(google_model_dir, "-curve_secret_key", secret) as server:
+        ports = {"port": server.args.port, "port_out": server.args.port_out, "timeout": 3000}
+
+        async def encode(**curve) -> np.ndarray:
+            async with AsyncBertClient(**ports, **curve) as client:
+                return await client.encode(["encrypted"])
+
+        assert asyncio.run(encode(curve_server_key=public)).shape == (1, 32)
+        with pytest.raises(BertClientTimeoutError):
+            asyncio.run(encode())  # plain TCP: the server refuses the handshake

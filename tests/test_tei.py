@@ -3,6 +3,8 @@ servers on the tiny checkpoint, compared with what the ZeroMQ client gets."""
 
 from __future__ import annotations
 
+import tracemalloc
+
 import numpy as np
 import pytest
 import requests
@@ -11,11 +13,12 @@ from bert_serving.client import BertClient
 from bert_serving.client.normalization import unit_length
 from bert_serving.server import __version__
 from bert_serving.server.http.errors import error_body
-from bert_serving.server.http.tei import MAX_CLIENT_BATCH_SIZE
+from bert_serving.server.http.tei import MAX_CLIENT_BATCH_SIZE, TeiRequest, server_inputs
+from bert_serving.server.http.tokens import TokenCounter
 from bert_serving.server.model.normalization import l2_normalized
+from bert_serving.server.tokenization import BertTokenizer
+from tests.fixtures.checkpoints import tiny_vocab
 from tests.servers import free_ports, running_server
-
-pytestmark = pytest.mark.slow
 
 HIDDEN_SIZE = 32
 MAX_SEQ_LEN = 25
@@ -73,6 +76,7 @@ def encode(url: str, texts: list, is_tokenized: bool = False) -> np.ndarray:
 # -- /embed and POST / --------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("route", ["/embed", "/"])
 def test_embed_answers_unit_vectors_by_default(url, raw, route):
     answer = post(url, route, {"inputs": TEXTS})
@@ -83,16 +87,19 @@ def test_embed_answers_unit_vectors_by_default(url, raw, route):
     np.testing.assert_allclose(vectors, l2_normalized(raw), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_embed_of_one_string_is_a_list_of_one_vector(url, raw):
     vectors = np.array(post(url, "/embed", {"inputs": TEXTS[1]}).json())
     np.testing.assert_allclose(vectors, l2_normalized(raw[1:2]), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_embed_without_normalize_is_the_raw_vector(url, raw):
     vectors = post(url, "/embed", {"inputs": TEXTS, "normalize": False}).json()
     np.testing.assert_allclose(vectors, raw, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_long_inputs_are_cut_on_the_right_by_default(url):
     text = " ".join(LONG_WORDS)
     for body in ({"inputs": text}, {"inputs": text, "truncate": True}):
@@ -100,6 +107,7 @@ def test_long_inputs_are_cut_on_the_right_by_default(url):
         np.testing.assert_allclose(vectors, encode(url, [text]), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_left_truncation_keeps_the_end_of_a_long_input(url):
     body = {"inputs": [" ".join(LONG_WORDS), "hello world"], "normalize": False}
     vectors = post(url, "/embed", {**body, "truncation_direction": "Left"}).json()
@@ -110,6 +118,7 @@ def test_left_truncation_keeps_the_end_of_a_long_input(url):
     assert not np.allclose(vectors[0], right[0], atol=1e-3)
 
 
+@pytest.mark.slow
 def test_a_long_input_without_truncate_answers_422(url):
     answer = post(url, "/embed", {"inputs": ["hi", " ".join(LONG_WORDS)], "truncate": False})
     message = tei_refusal(answer, 422, "Validation")
@@ -117,6 +126,7 @@ def test_a_long_input_without_truncate_answers_422(url):
     assert "inputs[1]" in message
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("body", "status", "error_type", "message"),
     [
@@ -139,6 +149,7 @@ def test_embed_mistakes_answer_in_tei_shape(url, body, status, error_type, messa
     assert message in tei_refusal(post(url, "/embed", body), status, error_type)
 
 
+@pytest.mark.slow
 def test_malformed_json_and_an_oversized_body_on_tei_routes(url):
     broken = requests.post(f"{url}/embed", data=b'{"inputs": ', timeout=30)
     assert "malformed JSON" in tei_refusal(broken, 422, "Validation")
@@ -148,10 +159,12 @@ def test_malformed_json_and_an_oversized_body_on_tei_routes(url):
     assert "use POST" in tei_refusal(wrong_method, 405, "Validation")
 
 
+@pytest.mark.slow
 def test_dimensions_equal_to_the_model_are_accepted(url):
     assert post(url, "/embed", {"inputs": "hi", "dimensions": HIDDEN_SIZE}).status_code == 200
 
 
+@pytest.mark.slow
 def test_embed_all_needs_token_embeddings(url):
     answer = post(url, "/embed_all", {"inputs": "hello world"})
     assert "-pooling_strategy NONE" in tei_refusal(answer, 424, "Backend")
@@ -160,6 +173,7 @@ def test_embed_all_needs_token_embeddings(url):
 # -- /tokenize and /info ------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_tokenize_shows_the_servers_word_pieces(url):
     answer = post(url, "/tokenize", {"inputs": ["hello world", "good day"]})
     assert answer.status_code == 200, answer.text
@@ -172,11 +186,13 @@ def test_tokenize_shows_the_servers_word_pieces(url):
     assert [[token["text"] for token in tokens] for tokens in plain] == [["hello", "world"]]
 
 
+@pytest.mark.slow
 def test_tokenize_does_not_cut(url):
     (tokens,) = post(url, "/tokenize", {"inputs": " ".join(LONG_WORDS)}).json()
     assert len(tokens) == len(LONG_WORDS) + 2
 
 
+@pytest.mark.slow
 def test_info(url, google_model_dir):
     info = requests.get(f"{url}/info", timeout=30).json()
     assert info["model_id"] == google_model_dir.name
@@ -201,6 +217,7 @@ def test_each_route_family_has_its_error_shape():
     assert error_body("/v1/x", 504, "m")["error"]["type"] == "server_error"
 
 
+@pytest.mark.slow
 def test_unknown_v1_paths_answer_in_openai_shape(url):
     answer = requests.get(f"{url}/v1/models", timeout=30)
     assert answer.status_code == 404
@@ -210,6 +227,7 @@ def test_unknown_v1_paths_answer_in_openai_shape(url):
 # -- token embeddings: /embed_all ---------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_embed_all_gives_the_vectors_of_each_texts_tokens(google_model_dir):
     with http_server(google_model_dir, "-pooling_strategy", "NONE") as none_server:
         url = url_of(none_server)
@@ -228,6 +246,7 @@ def test_embed_all_gives_the_vectors_of_each_texts_tokens(google_model_dir):
 # -- -normalize and BertClient(normalize=True) ----------------------------------------------
 
 
+@pytest.mark.slow
 def test_normalize_flag_gives_unit_vectors_over_zeromq_and_encode(google_model_dir, raw):
     with http_server(google_model_dir, "-normalize") as normalizing:
         with BertClient(port=normalizing.args.port, port_out=normalizing.args.port_out) as client:
@@ -237,6 +256,7 @@ def test_normalize_flag_gives_unit_vectors_over_zeromq_and_encode(google_model_d
         np.testing.assert_allclose(encode(url_of(normalizing), TEXTS), vectors, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_the_client_can_ask_for_unit_vectors(server, raw):
     ports = {"port": server.args.port, "port_out": server.args.port_out}
     with BertClient(normalize=True, **ports) as client:
@@ -254,3 +274,19 @@ def test_normalization_keeps_dtype_and_zero_vectors(normalized):
     np.testing.assert_allclose(normalized(vectors), [[0.6, 0.8], [0, 0]], atol=1e-3)
     tokens = np.full((2, 3, 4), 300.0, dtype=np.float16)  # 300² overflows float16
     np.testing.assert_allclose(normalized(tokens), 0.5, atol=1e-3)
+
+
+def test_length_checks_cost_memory_by_max_seq_len_not_by_the_longest_text():
+    """1000 short inputs and one of 20,000 words: padding every row to the longest would
+    take 240 MB; the check pads to max_seq_len + 1 instead."""
+    counter = TokenCounter(BertTokenizer(dict(zip(tiny_vocab(), range(1000)))), 25, True)
+    texts = ["hello world"] * 1000 + ["hello " * 20_000]
+    tracemalloc.start()
+    try:
+        inputs = server_inputs(TeiRequest(texts, True, None, False, None), counter)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 20_000_000, peak
+    assert inputs.lengths.tolist() == [4] * 1000 + [MAX_SEQ_LEN]
+    assert not inputs.is_tokenized

@@ -116,29 +116,29 @@ def _add_tei_routes(
     """TEI's API (see tei.py), ``POST /`` being ``/embed`` as on a TEI embedding server."""
     token_embeddings = args.pooling_strategy is PoolingStrategy.NONE
 
-    def encoded(request: tei.TeiRequest) -> tuple[np.ndarray, np.ndarray]:
+    def encoded(asked: tei.TeiRequest) -> tuple[np.ndarray, np.ndarray]:
         """The vectors, and the tokens each text was fed."""
-        inputs = tei.server_inputs(request, tokens)
+        inputs = tei.server_inputs(asked, tokens)
         vectors = connection.pool.encode(inputs.texts, is_tokenized=inputs.is_tokenized)
-        tei.checked_dimensions(request, vectors)
-        g.num_texts = len(request.texts)
+        tei.checked_dimensions(asked, vectors)
+        g.num_texts = len(asked.texts)
         return vectors, inputs.lengths
 
     @app.post("/")
     @app.post("/embed")
     def embed() -> Response:
-        request = tei.parse_embed_request(tei.fields(), normalize_field=True)
+        asked = tei.parse_embed_request(tei.fields(), normalize_field=True)
         if token_embeddings:
             raise ApiError(424, NOT_A_SENTENCE_EMBEDDING)
-        vectors, _ = encoded(request)
-        return jsonify((l2_normalized(vectors) if request.normalize else vectors).tolist())
+        vectors, _ = encoded(asked)
+        return jsonify((l2_normalized(vectors) if asked.normalize else vectors).tolist())
 
     @app.post("/embed_all")
     def embed_all() -> Response:
-        request = tei.parse_embed_request(tei.fields(), normalize_field=False)
+        asked = tei.parse_embed_request(tei.fields(), normalize_field=False)
         if not token_embeddings:
             raise ApiError(424, ONLY_SENTENCE_EMBEDDINGS.format(args.pooling_strategy))
-        return jsonify(tei.token_vectors(*encoded(request)))
+        return jsonify(tei.token_vectors(*encoded(asked)))
 
     @app.post("/tokenize")
     def tokenize() -> Response:

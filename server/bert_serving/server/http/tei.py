@@ -22,7 +22,7 @@ from .errors import ApiError
 from .openai import check_dimensions
 from .payloads import json_object
 from .texts import require_unicode
-from .tokens import TokenCounter
+from .tokens import UNLIMITED, TokenCounter
 
 MAX_CLIENT_BATCH_SIZE = 4096  # the client's chunk size: larger lists are one chunk each
 TRUNCATION_DIRECTIONS = {"right": False, "left": True}  # TEI accepts either case
@@ -68,7 +68,9 @@ def parse_embed_request(body: dict[str, Any], normalize_field: bool) -> TeiReque
     truncate = _optional(body, "truncate", bool, None)
     direction = _optional(body, "truncation_direction", str, "right")
     if direction.lower() not in TRUNCATION_DIRECTIONS:
-        raise ApiError(422, f'"truncation_direction" must be "left" or "right", got {direction!r}')
+        raise ApiError(
+            422, f'"truncation_direction" must be "left" or "right", not {direction!r:.40}'
+        )
     if body.get("prompt_name") is not None:
         raise ApiError(422, '"prompt_name": this server has no prompts; leave it out or null')
     left = TRUNCATION_DIRECTIONS[direction.lower()]
@@ -105,17 +107,18 @@ def server_inputs(request: TeiRequest, tokens: TokenCounter) -> Inputs:
     a long text is refused, as TEI does; with ``truncation_direction: left`` the proxy
     keeps the last word pieces itself and sends them as tokenized input.
     """
-    lengths = tokens.lengths(request.texts, truncated=False)
-    too_long = np.flatnonzero(lengths > tokens.max_len)
-    as_texts = Inputs(request.texts, False, np.minimum(lengths, tokens.max_len))
+    capped = tokens.lengths(request.texts, limit=tokens.max_len + 1)
+    too_long = np.flatnonzero(capped > tokens.max_len)
+    as_texts = Inputs(request.texts, False, np.minimum(capped, tokens.max_len))
     if not len(too_long):
         return as_texts
     if request.truncate is False:
         index = int(too_long[0])
+        (given,) = tokens.lengths([request.texts[index]], limit=UNLIMITED)
         raise ApiError(
             422,
             f"Input validation error: `inputs` must have less than {tokens.max_len} tokens. "
-            f'Given: {lengths[index]} (inputs[{index}]); send "truncate": true to cut it',
+            f'Given: {given} (inputs[{index}]); send "truncate": true to cut it',
         )
     if not request.left:
         return as_texts
@@ -152,14 +155,14 @@ def tokenized(texts: list[str], add_special_tokens: bool, tokens: TokenCounter) 
 
     ``start`` and ``stop`` (character offsets) are null: the tokenizer does not keep them.
     """
-    features = tokens.features(texts, add_special_tokens, truncated=False)
+    rows = [tokens.features([text], add_special_tokens, UNLIMITED) for text in texts]
     return [
         [
             {"id": int(token_id), "text": text, "special": text in (CLS_TOKEN, SEP_TOKEN)}
             | {"start": None, "stop": None}
-            for token_id, text in zip(features.input_ids[row], features.tokens[row])
+            for token_id, text in zip(row.input_ids[0], row.tokens[0])
         ]
-        for row in range(len(texts))
+        for row in rows  # one at a time: a batch's arrays are as wide as its longest text
     ]
 
 

@@ -45,17 +45,21 @@ class TokenCounter:
     def count(self, texts: Sequence[str]) -> int:
         return int(self.lengths(texts).sum())
 
-    def lengths(self, texts: Sequence[str], truncated: bool = True) -> np.ndarray:
-        """Tokens of each text as the model is fed them, or before the cut at max_len."""
-        return self.features(texts, self.add_special_tokens, truncated).lengths
+    def lengths(self, texts: Sequence[str], limit: int | None = None) -> np.ndarray:
+        """Tokens of each text as the model is fed them (cut at max_len), or cut at ``limit``.
+
+        The arrays behind are as wide as the longest result, so a ``limit`` just past
+        max_len tells which texts are too long at a bounded cost.
+        """
+        return self.features(texts, self.add_special_tokens, limit).lengths
 
     def features(
-        self, texts: Sequence[str], add_special_tokens: bool, truncated: bool = True
+        self, texts: Sequence[str], add_special_tokens: bool, limit: int | None = None
     ) -> InputFeatures:
         return build_features(
             texts,
             self.tokenizer,
-            max_len=self.max_len if truncated else UNLIMITED,
+            max_len=limit or self.max_len,
             add_special_tokens=add_special_tokens,
         )
 

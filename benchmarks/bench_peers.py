@@ -470,7 +470,7 @@ def cpu_cores() -> int:
 def server_process(setup: Setup) -> Iterator[tuple[subprocess.Popen, int, int]]:
     """``bert-serving-start`` as a user runs it, in its own process (its own GIL); stopped
     with SIGTERM (a graceful drain) afterwards. Its log goes to --work-dir/server.log."""
-    from bert_serving.server.ports import free_ports
+    from bert_serving.server.network import free_ports
 
     port, port_out = free_ports(2)
     command = [sys.executable, "-m", "bert_serving.server.cli.start", "-cpu"]

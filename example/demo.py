@@ -6,7 +6,6 @@ Runs the two command-line tools exactly as a user would (`bert-serving-start`,
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -15,15 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from bert_serving.client import BertClient
+from bert_serving.server.network import free_ports
 
 SENTENCES = ["First do it", "then do it right", "then do it better"]
 BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def cosine_matrix(vectors: np.ndarray) -> np.ndarray:
@@ -32,7 +26,7 @@ def cosine_matrix(vectors: np.ndarray) -> np.ndarray:
 
 
 def main() -> int:
-    port, port_out = free_port(), free_port()
+    port, port_out = free_ports(2)
     started = time.monotonic()
     server = subprocess.Popen(
         [str(BIN / "bert-serving-start"), "-port", str(port), "-port_out", str(port_out), "-cpu"]

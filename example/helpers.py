@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from bert_serving.client import BertClient
-from bert_serving.server.ports import free_ports
+from bert_serving.server.network import free_ports
 
 READY_TIMEOUT_S = 180
 

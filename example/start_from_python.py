@@ -18,7 +18,7 @@ from helpers import example_parser
 from bert_serving.client import BertClient
 from bert_serving.server import BertServer
 from bert_serving.server.helper import get_args_parser, get_shutdown_parser
-from bert_serving.server.ports import free_ports
+from bert_serving.server.network import free_ports
 
 
 def main(argv: list[str] | None = None) -> int:

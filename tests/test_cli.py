@@ -16,9 +16,10 @@ import pytest
 import zmq
 
 import bert_serving.server
-from bert_serving.server.args import ArgumentError, get_args_parser
+from bert_serving.server.args import ArgumentError, get_args_parser, validate_args
 from bert_serving.server.cli import start, terminate
 from bert_serving.server.cli.table import format_args_table
+from bert_serving.server.logger import get_logger
 
 SCRIPTS_DIR = Path(sys.executable).parent
 
@@ -39,12 +40,15 @@ def run_start(*argv: str) -> subprocess.CompletedProcess:
 
 
 class FakeServer(threading.Thread):
-    """BertServer's surface used by the CLI: a thread that runs until closed."""
+    """BertServer's surface used by the CLI: it checks the arguments as BertServer does
+    (refusing or logging warnings), then is a thread that runs until closed."""
 
     instances: ClassVar[list[FakeServer]] = []
 
     def __init__(self, args, stop_at_once: bool = False) -> None:
         super().__init__(daemon=True)
+        for warning in validate_args(args):
+            get_logger("VENTILATOR").warning(warning)
         self.args = args
         self.is_ready = threading.Event()
         self.stop_requested = threading.Event()
@@ -148,7 +152,8 @@ def test_start_prints_the_table_and_runs_until_the_server_stops(use_server, caps
     use_server(QuickServer)
     assert start.main(["-num_worker", "2", "-fixed_embed_length"]) == 0
     err = capsys.readouterr().err
-    assert "warning: -fixed_embed_length has no effect" in err
+    assert "VENTILATOR" in err and "-fixed_embed_length has no effect" in err
+    assert err.count("-fixed_embed_length has no effect") == 1  # checked once, said once
     assert f"bert-serving-start {bert_serving.server.__version__} arguments" in err
     assert "           num_worker = 2" in err
     assert "     pooling_strategy = REDUCE_MEAN" in err

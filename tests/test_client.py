@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import socket
 import sys
 import threading
 import time
@@ -22,6 +21,7 @@ from bert_serving.client import (
     VersionMismatchError,
     __version__,
 )
+from bert_serving.server.network import free_ports
 from tests.fake_server import EMBEDDING_WIDTH, FakeServer, fake_embedding, fake_tokens
 
 pytestmark = pytest.mark.timeout(30)
@@ -51,12 +51,6 @@ def connect(stack):
         return stack.enter_context(client)
 
     return make
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 # ---- encode -------------------------------------------------------------------------
@@ -178,7 +172,7 @@ def test_handshake_survives_lost_config_answers(serve, connect):
 
 
 def test_handshake_with_no_server_times_out_naming_ip_and_ports():
-    port, port_out = free_port(), free_port()
+    port, port_out = free_ports(2)
     started = time.monotonic()
     with pytest.raises(BertClientTimeoutError) as caught:
         BertClient(ip="127.0.0.1", port=port, port_out=port_out, timeout=800)
@@ -191,9 +185,10 @@ def test_handshake_with_no_server_times_out_naming_ip_and_ports():
 
 def test_handshake_is_bounded_even_without_timeout(monkeypatch):
     monkeypatch.setattr(client_module, "DEFAULT_COMMAND_TIMEOUT_MS", 700)
+    port, port_out = free_ports(2)
     started = time.monotonic()
     with pytest.raises(BertClientTimeoutError, match="700 ms"):
-        BertClient(ip="127.0.0.1", port=free_port(), port_out=free_port())
+        BertClient(ip="127.0.0.1", port=port, port_out=port_out)
     assert time.monotonic() - started < 3
 
 

@@ -25,6 +25,8 @@ from bert_serving.server.model import inspect_model
 from bert_serving.server.model.encoder import EncoderSettings, SentenceEncoder
 from tests.servers import running_server
 
+pytestmark = pytest.mark.slow  # every test here starts a server (or uses one)
+
 CLIENT_110 = "bert-serving-client==1.10.0"
 CLIENT_SCRIPT = Path(__file__).parent / "compat" / "client_110_session.py"
 PIP_SECONDS = 600

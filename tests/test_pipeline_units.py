@@ -12,7 +12,9 @@ import pytest
 from bert_serving.server import protocol
 from bert_serving.server.sink import Publisher, Sink
 from bert_serving.server.ventilator import Scheduler
-from bert_serving.server.worker import Inbox, _configure_devices
+from bert_serving.server.worker import Inbox, Task, WorkerPlacement
+from bert_serving.server.worker.compute import encode_batch
+from bert_serving.server.worker.process import _configure_devices
 
 LOGGER = logging.getLogger("test")
 
@@ -54,41 +56,55 @@ def test_parts_go_only_to_workers_with_credit_and_done_returns_it():
     assert scheduler.queued == 1
 
 
-def part_frames(job: bytes, part: bytes, flags: bytes, texts: list) -> list[bytes]:
-    return [job, b"c", job, part, flags, b"", json.dumps(texts).encode()]
+def make_part(
+    job: bytes, index: int, texts: list, priority=False, suspect=False, is_tokenized=False
+) -> protocol.Part:
+    """A part as the ventilator sends it, after a trip through the wire format."""
+    part = protocol.Part(
+        job=job,
+        client=b"c",
+        request_id=job,
+        index=index,
+        is_tokenized=is_tokenized,
+        priority=priority,
+        suspect=suspect,
+        rows=b"",
+        payload=json.dumps(texts).encode(),
+    )
+    return protocol.decode([bytes(frame) for frame in part.to_frames()])
 
 
 def test_worker_inbox_takes_priority_parts_first():
     inbox = Inbox()
-    inbox.put(part_frames(b"1", b"0", b"", ["a"]))
-    inbox.put(part_frames(b"2", b"0", b"p", ["b"]))
-    inbox.put(part_frames(b"1", b"1", b"t", [["c"]]))
+    inbox.put(make_part(b"1", 0, ["a"]))
+    inbox.put(make_part(b"2", 0, ["b"], priority=True))
+    inbox.put(make_part(b"1", 1, [["c"]], is_tokenized=True))
     batches = [inbox.take_batch(max_texts=1) for _ in range(len(inbox))]
-    assert [[task.key for task in batch] for batch in batches] == [
-        [(b"2", b"0")],
-        [(b"1", b"0")],
-        [(b"1", b"1")],
+    assert [[task.part.key for task in batch] for batch in batches] == [
+        [(b"2", 0)],
+        [(b"1", 0)],
+        [(b"1", 1)],
     ]
 
 
 def test_worker_inbox_joins_waiting_parts_of_one_kind_up_to_the_batch_size():
     inbox = Inbox()
     for job in (b"1", b"2", b"3"):
-        inbox.put(part_frames(job, b"0", b"", ["x", "y"]))
-    inbox.put(part_frames(b"4", b"0", b"t", [["z"]]))  # tokenized: another kind of input
-    inbox.put(part_frames(b"5", b"0", b"", ["w"]))
-    assert [t.key[0] for t in inbox.take_batch(max_texts=5)] == [b"1", b"2"]
-    assert [t.key[0] for t in inbox.take_batch(max_texts=5)] == [b"3"]
-    assert [t.key[0] for t in inbox.take_batch(max_texts=5)] == [b"4"]
-    assert [t.key[0] for t in inbox.take_batch(max_texts=5, merge=False)] == [b"5"]
+        inbox.put(make_part(job, 0, ["x", "y"]))
+    inbox.put(make_part(b"4", 0, [["z"]], is_tokenized=True))  # another kind of input
+    inbox.put(make_part(b"5", 0, ["w"]))
+    assert [t.part.job for t in inbox.take_batch(max_texts=5)] == [b"1", b"2"]
+    assert [t.part.job for t in inbox.take_batch(max_texts=5)] == [b"3"]
+    assert [t.part.job for t in inbox.take_batch(max_texts=5)] == [b"4"]
+    assert [t.part.job for t in inbox.take_batch(max_texts=5, merge=False)] == [b"5"]
 
 
 def test_a_suspect_part_is_encoded_alone():
     inbox = Inbox()
-    inbox.put(part_frames(b"1", b"0", b"", ["a"]))
-    inbox.put(part_frames(b"2", b"0", b"s", ["b"]))
-    inbox.put(part_frames(b"3", b"0", b"", ["c"]))
-    assert [[t.key[0] for t in inbox.take_batch(10)] for _ in range(3)] == [
+    inbox.put(make_part(b"1", 0, ["a"]))
+    inbox.put(make_part(b"2", 0, ["b"], suspect=True))
+    inbox.put(make_part(b"3", 0, ["c"]))
+    assert [[t.part.job for t in inbox.take_batch(10)] for _ in range(3)] == [
         [b"1"],
         [b"2"],
         [b"3"],
@@ -106,19 +122,17 @@ class FakeEncoder:
 
 
 def test_a_joined_batch_is_answered_part_by_part_and_a_failing_part_fails_alone():
-    from bert_serving.server.worker import Task, _encode_batch
-
     batch = [
-        Task.from_frames(part_frames(b"1", b"0", b"", ["a", "bb"])),
-        Task.from_frames(part_frames(b"2", b"3", b"", ["boom"])),
-        Task.from_frames(part_frames(b"3", b"0", b"", ["cccc"])),
+        Task.of(make_part(b"1", 0, ["a", "bb"])),
+        Task.of(make_part(b"2", 3, ["boom"])),
+        Task.of(make_part(b"3", 0, ["cccc"])),
     ]
-    first, failed, last = _encode_batch(FakeEncoder(), batch, True, LOGGER)
-    assert first[:5] == [protocol.RESULT, b"1", b"c", b"1", b"0"]
-    array, tokens = protocol.unpack_array(first[6], bytes(first[7]))
+    first, failed, last = encode_batch(FakeEncoder(), batch, True, LOGGER)
+    assert (first.job, first.client, first.request_id, first.index) == (b"1", b"c", b"1", 0)
+    array, tokens = first.array()
     assert array.ravel().tolist() == [1, 2] and tokens == [["a"], ["bb"]]
-    assert failed == [protocol.ERROR, b"2", b"c", b"2", b"encoding failed: boom"]
-    assert protocol.unpack_array(last[6], bytes(last[7]))[0].ravel().tolist() == [4]
+    assert failed == protocol.Failure(b"2", b"c", b"2", "encoding failed: boom", 3)
+    assert last.array()[0].ravel().tolist() == [4]
 
 
 class RecordingSocket:
@@ -138,15 +152,12 @@ def subscribed_sink(*clients: bytes) -> tuple[Sink, RecordingSocket]:
 
 
 def result(client, request_id, part, array, tokens="", job=None, rows=b""):
-    return [
-        protocol.RESULT,
-        job or request_id,
-        client,
-        request_id,
-        str(part).encode(),
-        rows,
-        *[bytes(f) for f in protocol.pack_array(array, tokens)],
-    ]
+    """A worker's Result, after a trip through the wire format."""
+    sent = protocol.Part(
+        job or request_id, client, request_id, part, False, False, False, rows, b""
+    )
+    frames = protocol.Result.of(sent, array, tokens).to_frames()
+    return protocol.decode([bytes(frame) for frame in frames])
 
 
 def test_sink_reassembles_parts_in_order_even_before_the_job_is_registered():
@@ -154,7 +165,7 @@ def test_sink_reassembles_parts_in_order_even_before_the_job_is_registered():
     sink.handle(result(b"c", b"5", 1, np.full((1, 2), 2.0, np.float32), [["b"]]))
     sink.handle(result(b"c", b"5", 0, np.full((2, 2), 1.0, np.float32), [["a"], ["a2"]]))
     assert socket.sent == []
-    sink.handle([protocol.JOB, b"5", b"c", b"5", b"2"])
+    sink.handle(protocol.JobAnnounced(b"5", b"c", b"5", 2))
     (frames,) = socket.sent
     header = json.loads(frames[1])
     assert header["shape"] == [3, 2] and header["tokens"] == [["a"], ["a2"], ["b"]]
@@ -175,7 +186,7 @@ def test_a_large_request_is_cut_by_text_length_and_put_back_in_order():
         ["aaaaaaa"],
     ]
     sink, socket = subscribed_sink(b"c")
-    sink.handle([protocol.JOB, job, b"c", b"1", str(num_parts).encode()])
+    sink.handle(protocol.JobAnnounced(job, b"c", b"1", num_parts))
     for part in reversed(parts):  # the sink may get them in any order
         part_texts = json.loads(part.payload)
         vectors = np.array([[len(text)] for text in part_texts], np.float32)
@@ -196,7 +207,7 @@ def test_a_one_part_request_forwards_the_clients_payload_untouched():
 
 def test_sink_pads_token_embeddings_of_parts_to_the_longest():
     sink, socket = subscribed_sink(b"c")
-    sink.handle([protocol.JOB, b"1", b"c", b"1", b"2"])
+    sink.handle(protocol.JobAnnounced(b"1", b"c", b"1", 2))
     sink.handle(result(b"c", b"1", 0, np.ones((1, 3, 2), np.float32)))
     sink.handle(result(b"c", b"1", 1, np.ones((1, 5, 2), np.float32)))
     assert json.loads(socket.sent[0][1])["shape"] == [2, 5, 2]
@@ -204,7 +215,7 @@ def test_sink_pads_token_embeddings_of_parts_to_the_longest():
 
 def test_sink_holds_answers_until_the_client_subscribes():
     sink, socket = subscribed_sink()
-    sink.handle([protocol.REPLY, b"late", b"1", b'{"a": 1}'])
+    sink.handle(protocol.Reply(b"late", b"1", b'{"a": 1}'))
     assert socket.sent == []
     sink.publisher.on_subscription(b"\x01late")
     assert socket.sent == [[b"late", b'{"a": 1}', b"1"]]
@@ -212,8 +223,8 @@ def test_sink_holds_answers_until_the_client_subscribes():
 
 def test_sink_turns_an_error_into_the_error_frames_and_drops_the_rest():
     sink, socket = subscribed_sink(b"c")
-    sink.handle([protocol.JOB, b"9", b"c", b"9", b"2"])
-    sink.handle([protocol.ERROR, b"9", b"c", b"9", b"encoding failed: boom"])
+    sink.handle(protocol.JobAnnounced(b"9", b"c", b"9", 2))
+    sink.handle(protocol.Failure(b"9", b"c", b"9", "encoding failed: boom"))
     sink.handle(result(b"c", b"9", 0, np.ones((1, 2), np.float32)))
     (frames,) = socket.sent
     assert json.loads(frames[1]) == {"error": "encoding failed: boom", "status": 400}
@@ -243,26 +254,26 @@ class FakeTensorFlowConfig:
 def test_cpu_workers_share_the_cores(monkeypatch):
     monkeypatch.setattr("os.cpu_count", lambda: 8)
     fake = FakeTensorFlowConfig([])
-    _configure_devices(fake.tf, types.SimpleNamespace(gpu_memory_fraction=0.5), -1, 4)
+    _configure_devices(fake.tf, WorkerPlacement(0, b"w", -1, 4), 0.5)
     assert fake.calls == [("intra", 2), ("inter", 1)]
 
 
 def test_gpu_worker_gets_its_memory_fraction(monkeypatch):
     monkeypatch.setattr(
-        "bert_serving.server.worker.gpu_memory_limit_mb",
+        "bert_serving.server.worker.process.gpu_memory_limit_mb",
         lambda device, fraction: int(16000 * fraction),
     )
     fake = FakeTensorFlowConfig(["GPU:0"])
-    _configure_devices(fake.tf, types.SimpleNamespace(gpu_memory_fraction=0.25), 3, 0)
+    _configure_devices(fake.tf, WorkerPlacement(0, b"w", 3, 0), 0.25)
     assert fake.calls == [("limit", "GPU:0", [4000])]
 
 
 def test_subscriptions_match_by_prefix_as_in_zeromq():
     sink, socket = subscribed_sink(b"client-")
-    sink.handle([protocol.REPLY, b"client-1", b"1", b"{}"])
+    sink.handle(protocol.Reply(b"client-1", b"1", b"{}"))
     assert socket.sent == [[b"client-1", b"{}", b"1"]]
     sink.publisher.on_subscription(b"\x00client-")
-    sink.handle([protocol.REPLY, b"client-2", b"2", b"{}"])
+    sink.handle(protocol.Reply(b"client-2", b"2", b"{}"))
     assert len(socket.sent) == 1 and sink.publisher.held
 
 
@@ -273,10 +284,11 @@ def test_a_lost_workers_parts_run_again_first_and_a_poison_request_is_refused():
     scheduler.worker_ready(b"w1", 2)
     (_, first), (_, second) = scheduler.next_assignments()
     assert scheduler.worker_lost(b"w1", [first.key]) == []
-    assert scheduler.is_suspect(first) and b"s" in first.frames(suspect=True)[4]
+    assert not first.suspect
     assert [p.key for p in list(scheduler.normal)[:2]] == [first.key, second.key]
     scheduler.worker_ready(b"w2", 1)
     ((_, again),) = scheduler.next_assignments()
+    assert again.key == first.key and again.suspect, "sent again, marked to be encoded alone"
     ((poisoned, crashes),) = scheduler.worker_lost(b"w2", [again.key])
     assert (poisoned.client, poisoned.request_id, crashes) == (b"c", b"4", 2)
     assert [p.request_id for p in scheduler.normal] == [b"5"], "the poison request is gone"
@@ -315,11 +327,9 @@ def test_statistics_report_rates_clients_and_latency():
 
 
 def test_the_shared_slot_names_the_part_being_encoded():
-    from bert_serving.server.worker import parts_from_slot, parts_slot_value
-
-    keys = [(b"12", b"3"), (b"14", b"0")]
-    assert parts_from_slot(parts_slot_value(keys)) == keys
-    assert parts_from_slot(b"") == []
+    keys = [(b"12", 3), (b"14", 0)]
+    assert protocol.unpack_part_keys(protocol.pack_part_keys(keys)) == keys
+    assert protocol.unpack_part_keys(b"") == []
 
 
 def test_wrong_frame_counts_are_answered_when_identity_and_id_are_readable():
@@ -348,7 +358,7 @@ def test_a_client_that_reuses_request_ids_gets_every_answer():
     assert first != second
     sink, socket = subscribed_sink(b"fixed")
     for job in (first, second):
-        sink.handle([protocol.JOB, job, b"fixed", b"1", b"1"])
+        sink.handle(protocol.JobAnnounced(job, b"fixed", b"1", 1))
         sink.handle(result(b"fixed", b"1", 0, np.ones((1, 2), np.float32), job=job))
     assert len(socket.sent) == 2 and all(frames[3] == b"1" for frames in socket.sent)
 

@@ -16,6 +16,8 @@ from bert_serving.client import BertClient, BertServerError
 from bert_serving.server.model import EncoderSettings, SentenceEncoder, inspect_model
 from tests.servers import running_server
 
+pytestmark = pytest.mark.slow  # every test here starts a server (or uses one)
+
 WORDS = ["hello", "world", "this", "is", "it", "good", "day", "first", "do", "then", "right"]
 
 
@@ -105,17 +107,23 @@ SITECUSTOMIZE = textwrap.dedent('''
     import os
 
     POISON = os.environ.get("BERT_SERVING_TEST_POISON")
-    if POISON:
-        import bert_serving.server.worker as worker
+    HANG = os.environ.get("BERT_SERVING_TEST_HANG")
+    if POISON or HANG:
+        import threading
 
-        encode_batch = worker._encode_batch
+        import bert_serving.server.worker.compute as compute
 
-        def crash_on_poison(encoder, batch, with_tokens, logger):
-            if any(POISON in text for task in batch for text in task.texts):
+        encode_batch = compute.encode_batch
+
+        def misbehave(encoder, batch, with_tokens, logger):
+            texts = [text for task in batch for text in task.texts]
+            if POISON and any(POISON in text for text in texts):
                 os._exit(3)
+            if HANG and any(HANG in text for text in texts):
+                threading.Event().wait()  # stuck, as in a driver call: heartbeats go on
             return encode_batch(encoder, batch, with_tokens, logger)
 
-        worker._encode_batch = crash_on_poison
+        compute.encode_batch = misbehave
 ''')
 
 
@@ -128,8 +136,95 @@ def test_a_poison_request_gets_an_error_and_the_server_goes_on(
     with running_server(google_model_dir, "-num_worker", "1") as server:
         with client_for(server) as bc:
             bc.encode(["before"], blocking=False)
-            with pytest.raises(BertServerError, match="crashed a worker 2 times"):
+            with pytest.raises(BertServerError, match="crashed or hung a worker 2 times"):
                 bc.encode(["fine", "the poison pill"])
             bc.fetch_all()
             assert bc.encode(["after the poison"]).shape == (1, 32)
         assert server.supervisor.restarts == 2
+
+
+def stream_and_check(server, reference, seconds: float, clients: int = 2):
+    """``clients`` threads encode for ``seconds``, checking every answer against the
+    in-process encoder; return the latencies and errors (both filled as they go) and the
+    threads."""
+    latencies: list[float] = []
+    errors: list[BaseException] = []
+    deadline = time.monotonic() + seconds
+
+    def stream(client_index: int) -> None:
+        try:
+            with client_for(server) as bc:
+                number = 0
+                while time.monotonic() < deadline:
+                    texts = texts_for(client_index * 10000 + number)
+                    started = time.monotonic()
+                    vectors = bc.encode(texts)
+                    latencies.append(time.monotonic() - started)
+                    want = reference.encode(texts).embeddings
+                    np.testing.assert_allclose(vectors, want, atol=1e-5)
+                    number += 1
+        except BaseException as err:
+            errors.append(err)
+
+    threads = [threading.Thread(target=stream, args=(index,)) for index in range(clients)]
+    for thread in threads:
+        thread.start()
+    return latencies, errors, threads
+
+
+@pytest.mark.parametrize("num_worker", [2, 1])
+def test_a_stopped_worker_is_given_up_on_and_replaced(google_model_dir, num_worker):
+    """SIGSTOP: alive but silent. Its parts go elsewhere (or to its replacement) within the
+    worker timeout, the stopped process is killed and replaced, and nothing is lost."""
+    reference = SentenceEncoder(
+        inspect_model(google_model_dir), EncoderSettings(precision="float32")
+    )
+    with running_server(
+        google_model_dir, "-num_worker", str(num_worker), "-max_batch_size", "8"
+    ) as server:
+        latencies, errors, threads = stream_and_check(server, reference, seconds=14)
+        wait_for(lambda: len(latencies) > 20, 60, "the first answers")
+        victim = server.supervisor.workers[0]
+        os.kill(victim.process.pid, signal.SIGSTOP)
+        stopped = time.monotonic()
+        wait_for(lambda: not victim.process.is_alive(), 30, "the stopped worker killed")
+        detected = time.monotonic() - stopped
+        for thread in threads:
+            thread.join(120)
+        with client_for(server) as bc:
+            statistic = bc.server_status
+        assert statistic["num_worker_losses"] == 1 and server.supervisor.restarts == 1
+        assert len(server.supervisor.workers) == num_worker
+    assert not errors, errors
+    timeout = server.args.worker_timeout
+    # detected within the timeout plus a heartbeat period (and the machine's noise)
+    assert detected < timeout + timeout / 3 + 2.0, detected
+    longest = max(latencies)
+    print(
+        f"\n{num_worker} workers: stopped worker given up on {detected:.1f} s after SIGSTOP; "
+        f"{len(latencies)} requests, all correct, longest wait {longest:.1f} s"
+    )
+    if num_worker > 1:  # the other worker takes the parts at once
+        assert longest < timeout + timeout / 3 + 5.0, longest
+
+
+def test_a_hung_worker_is_replaced_and_a_request_that_hangs_twice_is_refused(
+    google_model_dir, tmp_path, monkeypatch
+):
+    """Stuck in a call while its heartbeats go on: only progress tells. The bound here is
+    the 3 s floor (the tiny model's parts should take milliseconds)."""
+    (tmp_path / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    monkeypatch.setenv("BERT_SERVING_TEST_HANG", "endless loop")
+    with running_server(
+        google_model_dir, "-num_worker", "2", "-worker_progress_timeout", "3"
+    ) as server:
+        with client_for(server) as bc:
+            started = time.monotonic()
+            with pytest.raises(BertServerError, match="crashed or hung a worker 2 times"):
+                bc.encode(["the endless loop"])
+            refused_after = time.monotonic() - started
+            assert bc.encode(["still serving"]).shape == (1, 32)
+            statistic = bc.server_status
+        assert server.supervisor.restarts == 2 and statistic["num_worker_losses"] == 2
+    print(f"\na request that hangs workers was refused after {refused_after:.1f} s")

@@ -17,6 +17,8 @@ from bert_serving.server.model import EncoderSettings, SentenceEncoder, inspect_
 from tests.servers import free_ports, ports_are_free, start_command
 from tests.wire import descendants, tree_rss_bytes, wait_until_gone
 
+pytestmark = pytest.mark.slow  # every test here starts a server (or uses one)
+
 WORDS = ["hello", "world", "this", "is", "it", "good", "day", "first", "do", "then", "right"]
 NUM_CLIENTS = 32
 TEXTS_PER_CLIENT = 48  # each client draws only from its own texts, so rows cannot be mixed up

@@ -189,7 +189,7 @@ def test_close_finishes_requests_in_flight(google_model_dir, reference):
         load = Load(server.args.port, server.args.port_out)
         try:
             load.start()
-            queued = server.scheduler.queued
+            queued = server.ventilator.scheduler.queued
             started = time.monotonic()
             server.close()
             closed = time.monotonic() - started

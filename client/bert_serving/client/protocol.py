@@ -1,4 +1,4 @@
-"""Frames of the bert-as-service 1.10 wire protocol (see PROTOCOL.md), with no socket logic."""
+"""Frames of the bert-as-service 1.10 wire protocol (docs/design/protocol.md), no sockets."""
 
 from __future__ import annotations
 

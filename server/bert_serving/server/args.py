@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import argparse
 import os
-from enum import Enum
 
 from bert_serving.server import __version__
+from bert_serving.server.model.fit import settings_problems
 from bert_serving.server.model.precision import PRECISIONS
+from bert_serving.server.model.strategy import PoolingStrategy
 from bert_serving.server.security import check_key_files
 
 MIN_MAX_SEQ_LEN = 4
@@ -21,64 +22,14 @@ MAX_PORT = 65535
 DEFAULT_HTTP_MAX_BODY = 10 * 1024 * 1024
 MIN_HTTP_MAX_BODY = 1024
 DEFAULT_MAX_REQUEST_BYTES = 100_000_000
+MIN_WORKER_TIMEOUT = 0.3
 SECRET_ARGUMENTS = ("http_api_key",)  # never printed nor sent in SHOW_CONFIG
+
+__all__ = ["ArgumentError", "PoolingStrategy", "get_args_parser", "validate_args"]
 
 
 class ArgumentError(ValueError):
     """A start argument that cannot work, with a message meant for the user."""
-
-
-class PoolingStrategy(str, Enum):
-    """How token vectors become one sentence vector.
-
-    Members are strings equal to their names, so they print and serialise to JSON as
-    the user typed them. ``CLS_TOKEN`` and ``SEP_TOKEN`` select the same token as
-    ``FIRST_TOKEN`` and ``LAST_TOKEN``; they stay distinct members so the server
-    reports the name it was given.
-    """
-
-    NONE = "NONE"
-    REDUCE_MEAN = "REDUCE_MEAN"
-    REDUCE_MAX = "REDUCE_MAX"
-    REDUCE_MEAN_MAX = "REDUCE_MEAN_MAX"
-    FIRST_TOKEN = "FIRST_TOKEN"
-    LAST_TOKEN = "LAST_TOKEN"
-    CLS_TOKEN = "CLS_TOKEN"
-    SEP_TOKEN = "SEP_TOKEN"
-    CLS_POOLED = "CLS_POOLED"
-
-    def __str__(self) -> str:
-        return self.value
-
-    def __format__(self, format_spec: str) -> str:
-        return format(self.value, format_spec)
-
-    @property
-    def reads_special_token(self) -> bool:
-        """True when the result is taken from the [CLS] or [SEP] position alone."""
-        return self in _SPECIAL_TOKEN_STRATEGIES
-
-    @classmethod
-    def from_string(cls, text: str) -> PoolingStrategy:
-        """Parse a strategy name case-insensitively (argparse ``type``)."""
-        try:
-            return cls[text.strip().upper()]
-        except KeyError:
-            valid = ", ".join(member.name for member in cls)
-            raise argparse.ArgumentTypeError(
-                f"unknown pooling strategy {text!r}; valid values are: {valid}"
-            ) from None
-
-
-_SPECIAL_TOKEN_STRATEGIES = frozenset(
-    {
-        PoolingStrategy.FIRST_TOKEN,
-        PoolingStrategy.CLS_TOKEN,
-        PoolingStrategy.LAST_TOKEN,
-        PoolingStrategy.SEP_TOKEN,
-        PoolingStrategy.CLS_POOLED,
-    }
-)
 
 
 def parse_max_seq_len(text: str) -> int | None:
@@ -104,8 +55,53 @@ def get_args_parser() -> argparse.ArgumentParser:
     )
     _add_file_paths(parser.add_argument_group("File Paths"))
     _add_bert_parameters(parser.add_argument_group("BERT Parameters"))
-    _add_serving_configs(parser.add_argument_group("Serving Configs"))
+    serving = parser.add_argument_group("Serving Configs")
+    _add_serving_configs(serving)
+    _add_worker_configs(serving)
     _add_security_configs(parser.add_argument_group("Security and Limits"))
+    _add_common(parser)
+    return parser
+
+
+def get_worker_parser() -> argparse.ArgumentParser:
+    """Build the ``bert-serving-worker`` parser: the model arguments of ``bert-serving-start``
+    under the same names, and where the front is."""
+    parser = argparse.ArgumentParser(
+        prog="bert-serving-worker",
+        description="Start BERT workers on this host for a front started with -port_worker.",
+    )
+    front = parser.add_argument_group("Front")
+    front.add_argument(
+        "-ip", type=str, default="localhost", help="host of the front (bert-serving-start)"
+    )
+    front.add_argument(
+        "-port_worker",
+        type=int,
+        required=True,
+        help="the front's -port_worker, where workers register",
+    )
+    _add_worker_timeout(front)
+    front.add_argument(
+        "-curve_server_key",
+        type=str,
+        default=None,
+        help="the front's public CURVE key (its .key file): encrypt the link to the front",
+    )
+    front.add_argument(
+        "-curve_secret_key",
+        type=str,
+        default=None,
+        help="this worker's CURVE key pair (.key_secret), for a front that lists worker keys; "
+        "default: a new key pair for each start",
+    )
+    _add_file_paths(parser.add_argument_group("File Paths"))
+    _add_bert_parameters(parser.add_argument_group("BERT Parameters"), for_worker=True)
+    _add_worker_configs(parser.add_argument_group("Worker Configs"))
+    _add_common(parser)
+    return parser
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-verbose",
         action="store_true",
@@ -117,7 +113,6 @@ def get_args_parser() -> argparse.ArgumentParser:
         action="version",
         version=f"%(prog)s {__version__}",
     )
-    return parser
 
 
 def _add_file_paths(group: argparse._ArgumentGroup) -> None:
@@ -155,7 +150,8 @@ def _add_file_paths(group: argparse._ArgumentGroup) -> None:
     )
 
 
-def _add_bert_parameters(group: argparse._ArgumentGroup) -> None:
+def _add_bert_parameters(group: argparse._ArgumentGroup, for_worker: bool = False) -> None:
+    """The encoding settings; a worker takes -show_tokens_to_client from its front."""
     group.add_argument(
         "-max_seq_len",
         type=parse_max_seq_len,
@@ -199,12 +195,13 @@ def _add_bert_parameters(group: argparse._ArgumentGroup) -> None:
         default=False,
         help="add no [CLS] and [SEP] around the tokens",
     )
-    group.add_argument(
-        "-show_tokens_to_client",
-        action="store_true",
-        default=False,
-        help="send the tokens of each text back with its encoding",
-    )
+    if not for_worker:
+        group.add_argument(
+            "-show_tokens_to_client",
+            action="store_true",
+            default=False,
+            help="send the tokens of each text back with its encoding",
+        )
     group.add_argument(
         "-no_position_embeddings",
         action="store_true",
@@ -270,6 +267,39 @@ def _add_serving_configs(group: argparse._ArgumentGroup) -> None:
         help="value of the Access-Control-Allow-Origin header for HTTP answers",
     )
     group.add_argument(
+        "-priority_batch_size",
+        type=int,
+        default=16,
+        help="requests smaller than this go ahead of larger ones in the queue",
+    )
+    group.add_argument(
+        "-port_worker",
+        type=int,
+        default=None,
+        help="also let workers on other hosts (bert-serving-worker) register on this TCP port",
+    )
+    _add_worker_timeout(group)
+    group.add_argument(
+        "-worker_progress_timeout",
+        type=float,
+        default=60.0,
+        help="seconds a worker may hold parts without returning one before it counts as hung; "
+        "longer when its parts should take longer (ten times their expected time)",
+    )
+
+
+def _add_worker_timeout(group: argparse._ArgumentGroup) -> None:
+    group.add_argument(
+        "-worker_timeout",
+        type=float,
+        default=3.0,
+        help="seconds of silence after which a worker (or, for a worker, its front) counts as "
+        "lost; heartbeats go every third of it",
+    )
+
+
+def _add_worker_configs(group: argparse._ArgumentGroup) -> None:
+    group.add_argument(
         "-num_worker",
         type=int,
         default=1,
@@ -281,12 +311,6 @@ def _add_serving_configs(group: argparse._ArgumentGroup) -> None:
         default=256,
         help="most texts a worker encodes at once: larger requests are split, "
         "smaller ones waiting together are encoded together",
-    )
-    group.add_argument(
-        "-priority_batch_size",
-        type=int,
-        default=16,
-        help="requests smaller than this go ahead of larger ones in the queue",
     )
     group.add_argument(
         "-cpu",
@@ -361,17 +385,18 @@ def _add_security_configs(group: argparse._ArgumentGroup) -> None:
         help="folder of the client public keys (zmq.auth .key files) allowed to connect",
     )
     group.add_argument(
+        "-curve_worker_keys",
+        type=str,
+        default=None,
+        help="folder of the worker public keys (zmq.auth .key files) allowed on -port_worker",
+    )
+    group.add_argument(
         "-http_api_key",
         type=str,
         default=os.environ.get("BERT_SERVING_HTTP_API_KEY"),
         help="HTTP requests must send it as 'Authorization: Bearer KEY' or 'X-API-Key'; "
         "default: $BERT_SERVING_HTTP_API_KEY (an environment variable keeps it out of ps)",
     )
-
-
-def bind_address(bind_ip: str) -> str:
-    """The -bind_ip value as ZeroMQ and sockets take it ("localhost" is no interface)."""
-    return "127.0.0.1" if bind_ip == "localhost" else bind_ip
 
 
 def get_shutdown_parser() -> argparse.ArgumentParser:
@@ -410,23 +435,70 @@ def validate_args(args: argparse.Namespace) -> list[str]:
     Raises ArgumentError listing every argument that cannot work. Returns warnings
     (settings that work but have no effect) for the caller to show or log.
     """
-    errors = [
+    return _verdict(
+        [
+            *_encoding_problems(args),
+            *_worker_problems(args, minimum_workers=0 if args.port_worker else 1),
+            *_check_at_least("priority_batch_size", args.priority_batch_size, 0),
+            *_check_at_least("http_max_connect", args.http_max_connect, 1),
+            *_check_at_least("http_max_body", args.http_max_body, MIN_HTTP_MAX_BODY),
+            *_check_ports(args.port, args.port_out, args.http_port, args.port_worker),
+            *_check_at_least("max_request_bytes", args.max_request_bytes, 1024),
+            *check_key_files(args.curve_secret_key, args.curve_client_keys, args.curve_worker_keys),
+            *_check_worker_timeouts(args.worker_timeout, args.worker_progress_timeout),
+        ],
+        args,
+    )
+
+
+def validate_worker_args(args: argparse.Namespace) -> list[str]:
+    """``validate_args`` for ``bert-serving-worker``: the same checks of the shared options."""
+    key_files = {
+        "curve_server_key": args.curve_server_key,
+        "curve_secret_key": args.curve_secret_key,
+    }
+    return _verdict(
+        [
+            *_encoding_problems(args),
+            *_worker_problems(args, minimum_workers=1),
+            *_check_ports(1, 2, None, args.port_worker),
+            *_check_worker_timeouts(args.worker_timeout, args.worker_timeout),
+            *[
+                f"-{option} {path}: no such file"
+                for option, path in key_files.items()
+                if path is not None and not os.path.isfile(path)
+            ],
+            *(
+                ["-curve_secret_key needs -curve_server_key (the front's public key)"]
+                if args.curve_secret_key and not args.curve_server_key
+                else []
+            ),
+        ],
+        args,
+    )
+
+
+def _encoding_problems(args: argparse.Namespace) -> list[str]:
+    return [
         *_check_max_seq_len(args.max_seq_len),
-        *_check_at_least("num_worker", args.num_worker, 1),
-        *_check_at_least("max_batch_size", args.max_batch_size, 1),
-        *_check_at_least("priority_batch_size", args.priority_batch_size, 0),
-        *_check_at_least("prefetch_size", args.prefetch_size, 1),
-        *_check_at_least("http_max_connect", args.http_max_connect, 1),
-        *_check_at_least("http_max_body", args.http_max_body, MIN_HTTP_MAX_BODY),
-        *_check_ports(args.port, args.port_out, args.http_port),
-        *_check_memory_fraction(args.gpu_memory_fraction),
-        *_check_device_ids(args.device_map),
         *_check_directory("model_dir", args.model_dir),
         *_check_directory("tuned_model_dir", args.tuned_model_dir),
         *_check_mask_cls_sep(args.mask_cls_sep, args.pooling_strategy),
-        *_check_at_least("max_request_bytes", args.max_request_bytes, 1024),
-        *check_key_files(args.curve_secret_key, args.curve_client_keys),
     ]
+
+
+def _worker_problems(args: argparse.Namespace, minimum_workers: int) -> list[str]:
+    return [
+        *_check_at_least("num_worker", args.num_worker, minimum_workers),
+        *_check_at_least("max_batch_size", args.max_batch_size, 1),
+        *_check_at_least("prefetch_size", args.prefetch_size, 1),
+        *_check_memory_fraction(args.gpu_memory_fraction),
+        *_check_device_ids(args.device_map),
+    ]
+
+
+def _verdict(errors: list[str], args: argparse.Namespace) -> list[str]:
+    """Raise ArgumentError with every problem; else return the warnings."""
     if errors:
         raise ArgumentError("\n".join(errors))
     warnings = []
@@ -445,28 +517,16 @@ def check_args_against_model(
     has_pooler: bool,
 ) -> None:
     """Raise ArgumentError when the arguments ask for more than the model has."""
-    errors = []
-    bad_layers = [
-        layer for layer in args.pooling_layer if not -num_hidden_layers <= layer < num_hidden_layers
-    ]
-    if bad_layers:
-        errors.append(
-            f"-pooling_layer {' '.join(map(str, bad_layers))}: the model has "
-            f"{num_hidden_layers} layers, valid values are "
-            f"{-num_hidden_layers}..{num_hidden_layers - 1}"
-        )
-    if args.max_seq_len is not None and args.max_seq_len > max_position_embeddings:
-        errors.append(
-            f"-max_seq_len {args.max_seq_len}: the model accepts at most "
-            f"{max_position_embeddings} tokens"
-        )
-    if args.pooling_strategy is PoolingStrategy.CLS_POOLED and not has_pooler:
-        errors.append(
-            "-pooling_strategy CLS_POOLED: the model has no pooler layer; use "
-            "CLS_TOKEN for the raw [CLS] vector"
-        )
-    if errors:
-        raise ArgumentError("\n".join(errors))
+    problems = settings_problems(
+        args.pooling_strategy,
+        args.pooling_layer,
+        args.max_seq_len,
+        num_hidden_layers,
+        max_position_embeddings,
+        has_pooler,
+    )
+    if problems:
+        raise ArgumentError("\n".join(problems))
 
 
 def _check_max_seq_len(value: int | None) -> list[str]:
@@ -481,8 +541,10 @@ def _check_at_least(name: str, value: int, minimum: int) -> list[str]:
     return []
 
 
-def _check_ports(port: int, port_out: int, http_port: int | None) -> list[str]:
-    named = {"port": port, "port_out": port_out, "http_port": http_port}
+def _check_ports(
+    port: int, port_out: int, http_port: int | None, port_worker: int | None = None
+) -> list[str]:
+    named = {"port": port, "port_out": port_out, "http_port": http_port, "port_worker": port_worker}
     errors = [
         f"-{name} {value}: must be between 1 and {MAX_PORT}"
         for name, value in named.items()
@@ -490,8 +552,23 @@ def _check_ports(port: int, port_out: int, http_port: int | None) -> list[str]:
     ]
     if port == port_out:
         errors.append(f"-port and -port_out are both {port}: requests and results need two ports")
-    if http_port is not None and http_port in (port, port_out):
-        errors.append(f"-http_port {http_port}: already taken by -port or -port_out")
+    names = list(named)
+    for position, name in enumerate(names[2:], start=2):  # each against the ports before it
+        value = named[name]
+        taken = [earlier for earlier in names[:position] if named[earlier] == value]
+        if value is not None and taken:
+            errors.append(f"-{name} {value}: already taken by -{' and -'.join(taken)}")
+    return errors
+
+
+def _check_worker_timeouts(silence: float, progress: float) -> list[str]:
+    errors = []
+    if silence < MIN_WORKER_TIMEOUT:
+        errors.append(f"-worker_timeout {silence}: must be at least {MIN_WORKER_TIMEOUT} s")
+    if progress < silence:
+        errors.append(
+            f"-worker_progress_timeout {progress}: must be at least -worker_timeout {silence}"
+        )
     return errors
 
 

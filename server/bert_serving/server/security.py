@@ -14,11 +14,18 @@ import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
+WORKER_DOMAIN = "workers"  # the ZAP domain of the worker port: its own list of keys
+
 
 class CurveKeys:
-    """The server's key pair and the client keys it accepts (None: any client)."""
+    """The server's key pair and the client (and worker) keys it accepts (None: any)."""
 
-    def __init__(self, secret_key_file: str, client_keys_dir: str | None = None):
+    def __init__(
+        self,
+        secret_key_file: str,
+        client_keys_dir: str | None = None,
+        worker_keys_dir: str | None = None,
+    ):
         public, secret = zmq.auth.load_certificate(secret_key_file)
         if secret is None:
             raise ValueError(f"{secret_key_file}: holds no secret key (pass the .key_secret file)")
@@ -29,12 +36,19 @@ class CurveKeys:
         if client_keys_dir is not None:
             keys = zmq.auth.load_certificates(client_keys_dir)
             self.allowed = set(keys) | {public}
+        self.allowed_workers: set[bytes] | None = None
+        if worker_keys_dir is not None:
+            self.allowed_workers = set(zmq.auth.load_certificates(worker_keys_dir))
 
     @classmethod
     def from_args(cls, args) -> CurveKeys | None:
         if args.curve_secret_key is None:
             return None
-        return cls(args.curve_secret_key, args.curve_client_keys)
+        return cls(
+            args.curve_secret_key,
+            args.curve_client_keys,
+            getattr(args, "curve_worker_keys", None),
+        )
 
     def secure(self, socket: zmq.Socket) -> None:
         """Make a bound socket a CURVE server."""
@@ -46,28 +60,52 @@ class CurveKeys:
         """Answer the ZAP requests of ``context``'s sockets; stop it when the sockets close."""
         authenticator = ThreadAuthenticator(context)
         authenticator.start()
-        authenticator.configure_curve_callback("*", credentials_provider=self)
+        for domain in ("*", WORKER_DOMAIN):
+            authenticator.configure_curve_callback(domain, credentials_provider=self)
         return authenticator
 
     def callback(self, domain: str, key: bytes) -> bool:
-        """ZAP: whether a client with this (Z85) public key may connect."""
-        return self.allowed is None or key in self.allowed
+        """ZAP: whether a client (or, on the worker port, a worker) with this (Z85) public
+        key may connect."""
+        allowed = self.allowed_workers if domain == WORKER_DOMAIN else self.allowed
+        return allowed is None or key in allowed
 
     def client_options(self) -> dict:
         """What a client on the server's side (the HTTP proxy) passes to BertClient."""
         return {"curve_server_key": self.public, "curve_client_keys": (self.public, self.secret)}
 
 
-def check_key_files(secret_key_file: str | None, client_keys_dir: str | None) -> list[str]:
+def check_key_files(
+    secret_key_file: str | None,
+    client_keys_dir: str | None,
+    worker_keys_dir: str | None = None,
+) -> list[str]:
     """Problems with the CURVE options, for argument validation."""
     problems = []
-    if client_keys_dir is not None and secret_key_file is None:
-        problems.append("-curve_client_keys needs -curve_secret_key (the server's key pair)")
-    if secret_key_file is not None:
+    folders = {"curve_client_keys": client_keys_dir, "curve_worker_keys": worker_keys_dir}
+    for option, folder in folders.items():
+        if folder is not None and secret_key_file is None:
+            problems.append(f"-{option} needs -curve_secret_key (the server's key pair)")
+        if folder is not None and not Path(folder).is_dir():
+            problems.append(f"-{option} {folder}: no such directory")
+    if secret_key_file is not None and not problems:
         try:
-            CurveKeys(secret_key_file, client_keys_dir)
+            CurveKeys(secret_key_file, client_keys_dir, worker_keys_dir)
         except (OSError, ValueError) as err:
             problems.append(f"-curve_secret_key {secret_key_file}: {err}")
-    if client_keys_dir is not None and not Path(client_keys_dir).is_dir():
-        problems.append(f"-curve_client_keys {client_keys_dir}: no such directory")
     return problems
+
+
+def worker_curve_options(server_key_file: str | None, secret_key_file: str | None) -> dict:
+    """A remote worker's CURVE socket options (``serverkey``, ``publickey``, ``secretkey``):
+    the front's public key, and this worker's key pair (a new one when none is given)."""
+    if server_key_file is None:
+        return {}
+    server_public, _ = zmq.auth.load_certificate(server_key_file)
+    if secret_key_file is not None:
+        public, secret = zmq.auth.load_certificate(secret_key_file)
+        if secret is None:
+            raise ValueError(f"{secret_key_file}: holds no secret key (pass the .key_secret file)")
+    else:
+        public, secret = zmq.curve_keypair()
+    return {"curve_serverkey": server_public, "curve_publickey": public, "curve_secretkey": secret}

@@ -2,13 +2,11 @@
 
 It binds the only socket clients subscribe to (``-port_out``). That socket is an XPUB, which
 sees every subscription, so an answer for a client whose subscription has not arrived yet
-(the "slow joiner" of PROTOCOL.md) is held back for a while instead of being lost.
+(the "slow joiner" of docs/design/protocol.md) is held back for a while instead of being lost.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -16,10 +14,21 @@ from dataclasses import dataclass, field
 import numpy as np
 import zmq
 
-from . import protocol
-from .args import bind_address
 from .logger import get_logger
+from .network import ParentWatch, bind_address
 from .processes import spawn
+from .protocol import (
+    Failure,
+    JobAnnounced,
+    MessageError,
+    Published,
+    Reply,
+    Result,
+    Stop,
+    decode,
+    encoding_frames,
+    error_frames,
+)
 from .security import CurveKeys
 
 HOLD_SECONDS = 10.0  # how long an answer waits for its client's subscription
@@ -120,31 +129,27 @@ class Sink:
         self.pending: dict[bytes, PendingRequest] = {}
         self.finished: OrderedDict[bytes, None] = OrderedDict()
 
-    def handle(self, frames: list[bytes]) -> None:
-        kind = frames[0]
-        if kind == protocol.RESULT:
-            _, job, client, request_id, part, rows, header, data = frames
-            array, tokens = protocol.unpack_array(header, data)
-            self._on_part(job, client, request_id, int(part), (rows, array, tokens))
-        elif kind == protocol.JOB:
-            _, job, client, request_id, num_parts = frames
-            if job not in self.finished:
-                self._request(job, client, request_id).num_parts = int(num_parts)
-                self._maybe_finish(job)
-        elif kind == protocol.REPLY:
-            _, client, request_id, body = frames
-            self.publisher.publish([client, body, request_id])
-        elif kind == protocol.ERROR:
-            _, job, client, request_id, message = frames
+    def handle(self, message: Result | JobAnnounced | Reply | Failure) -> None:
+        if isinstance(message, Result):
+            array, tokens = message.array()
+            self._on_part(message, (message.rows, array, tokens))
+        elif isinstance(message, JobAnnounced):
+            if message.job not in self.finished:
+                request = self._request(message.job, message.client, message.request_id)
+                request.num_parts = message.num_parts
+                self._maybe_finish(message.job)
+        elif isinstance(message, Reply):
+            self.publisher.publish([message.client, message.body, message.request_id])
+        elif isinstance(message, Failure):
+            job = message.job
             if job and job in self.finished:
                 return
             if job:
                 self._finish(job)
-            self.publisher.publish(
-                protocol.error_frames(client, int(request_id), message.decode()), job or None
-            )
+            frames = error_frames(message.client, int(message.request_id), message.message)
+            self.publisher.publish(frames, job or None)
         else:
-            self.logger.error("unknown internal message %r", kind[:20])
+            self.logger.error("the sink does not take %s messages", type(message).__name__)
 
     def sweep_orphans(self) -> None:
         """Drop parts whose job was never announced: results of jobs that an earlier sink
@@ -159,10 +164,11 @@ class Sink:
             self.pending[job] = PendingRequest(client, request_id)
         return self.pending[job]
 
-    def _on_part(self, job: bytes, client: bytes, request_id: bytes, part: int, value) -> None:
+    def _on_part(self, result: Result, value) -> None:
+        job = result.job
         if job in self.finished:
             return  # a late duplicate, e.g. re-run after a worker restart
-        self._request(job, client, request_id).parts.setdefault(part, value)
+        self._request(job, result.client, result.request_id).parts.setdefault(result.index, value)
         self._maybe_finish(job)
 
     def _maybe_finish(self, job: bytes) -> None:
@@ -171,7 +177,7 @@ class Sink:
             return
         array, tokens = request.assemble()
         self._finish(job)
-        frames = protocol.encoding_frames(request.client, int(request.request_id), array, tokens)
+        frames = encoding_frames(request.client, int(request.request_id), array, tokens)
         self.publisher.publish(frames, job)
         self.logger.debug(
             "sent %s rows to %r request %s",
@@ -187,14 +193,34 @@ class Sink:
             self.finished.popitem(last=False)
 
 
-def run_sink(args, inbox: str, ventilator: str, startup) -> None:
-    """Process entry point (spawned): bind, report to ``startup``, serve until STOP.
+@dataclass(frozen=True)
+class SinkSettings:
+    """What the sink needs from the start arguments, built once."""
 
-    Every answer sent (or given up on) is confirmed to the ventilator at ``ventilator``,
-    which keeps a request's parts until then, to re-run them if this process dies.
+    port_out: int
+    bind_ip: str
+    curve: CurveKeys | None
+    verbose: bool
+
+    @classmethod
+    def from_args(cls, args) -> SinkSettings:
+        return cls(args.port_out, args.bind_ip, CurveKeys.from_args(args), args.verbose)
+
+
+@dataclass(frozen=True)
+class SinkAddresses:
+    inbox: str  # the sink's PULL: results, announcements and errors in
+    ventilator: str  # the ventilator's PULL: Published confirmations out
+
+
+def run_sink(settings: SinkSettings, addresses: SinkAddresses, startup) -> None:
+    """Process entry point (spawned): bind, report to ``startup``, serve until Stop.
+
+    Every answer sent (or given up on) is confirmed to the ventilator, which keeps a
+    request's parts until then, to re-run them if this process dies.
     """
-    logger = get_logger("SINK", args.verbose)
-    port_out = args.port_out
+    logger = get_logger("SINK", settings.verbose)
+    port_out = settings.port_out
     context = zmq.Context()
     publisher_socket = context.socket(zmq.XPUB)
     publisher_socket.setsockopt(zmq.XPUB_VERBOSER, 1)  # every (un)subscription, clones too
@@ -203,15 +229,14 @@ def run_sink(args, inbox: str, ventilator: str, startup) -> None:
     receiver.setsockopt(zmq.LINGER, 0)
     confirmations = context.socket(zmq.PUSH)
     confirmations.setsockopt(zmq.LINGER, 1000)
-    confirmations.connect(ventilator)
-    curve = CurveKeys.from_args(args)
+    confirmations.connect(addresses.ventilator)
     authenticator = None
-    if curve is not None:
-        curve.secure(publisher_socket)
-        authenticator = curve.start_authenticator(context)
+    if settings.curve is not None:
+        settings.curve.secure(publisher_socket)
+        authenticator = settings.curve.start_authenticator(context)
     try:
-        publisher_socket.bind(f"tcp://{bind_address(args.bind_ip)}:{port_out}")
-        receiver.bind(inbox)
+        publisher_socket.bind(f"tcp://{bind_address(settings.bind_ip)}:{port_out}")
+        receiver.bind(addresses.inbox)
     except zmq.ZMQError as err:
         startup.send(("error", f"cannot bind -port_out {port_out}: {err}"))
         _close(context, authenticator, linger=0)
@@ -221,7 +246,7 @@ def run_sink(args, inbox: str, ventilator: str, startup) -> None:
 
     def confirm(job: bytes | None, frames: list[bytes]) -> None:
         if job is not None:  # an encoding or an error of a job; config and status need no re-run
-            confirmations.send_multipart([protocol.PUBLISHED, job])
+            confirmations.send_multipart(Published(job).to_frames())
 
     publisher = Publisher(publisher_socket, logger, confirm)
     sink = Sink(publisher, logger)
@@ -229,19 +254,20 @@ def run_sink(args, inbox: str, ventilator: str, startup) -> None:
     poller.register(publisher_socket, zmq.POLLIN)
     poller.register(receiver, zmq.POLLIN)
     next_sweep = time.monotonic() + ORPHAN_SECONDS
-    parent = os.getppid()
-    while os.getppid() == parent:  # no orphan: exit when the server process is gone
+    parent = ParentWatch()
+    while not parent.gone():  # no orphan: exit when the server process is gone
         events = dict(poller.poll(200))
         if publisher_socket in events:
             publisher.on_subscription(publisher_socket.recv())
         if receiver in events:
-            frames = receiver.recv_multipart()
-            if frames[0] == protocol.STOP:
-                break
             try:
-                sink.handle(frames)
-            except (ValueError, KeyError, json.JSONDecodeError) as err:
+                message = decode(receiver.recv_multipart())
+            except MessageError as err:
                 logger.error("dropped a malformed internal message: %s", err)
+                continue
+            if isinstance(message, Stop):
+                break
+            sink.handle(message)
         if publisher.held:
             publisher.flush()
         if time.monotonic() > next_sweep:
@@ -258,6 +284,6 @@ def _close(context: zmq.Context, authenticator, linger: int) -> None:
     context.destroy(linger=linger)
 
 
-def start_sink(args, inbox: str, ventilator: str):
+def start_sink(settings: SinkSettings, addresses: SinkAddresses):
     """Spawn the sink; return (process, startup pipe)."""
-    return spawn(run_sink, (args, inbox, ventilator), "SINK")
+    return spawn(run_sink, (settings, addresses), "SINK")

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .processes import shared_slot
-from .sink import start_sink
-from .worker import WorkerAddresses, start_worker
+from .sink import SinkAddresses, SinkSettings, start_sink
+from .worker import FrontAddress, WorkerPlacement, WorkerSettings, start_worker
 
 STARTUP_TIMEOUT = 600.0  # seconds for a child to load (a large model on a slow disk)
 SINK_STARTUP_TIMEOUT = 60.0
@@ -35,6 +35,7 @@ class Child:
     identity: bytes = b""  # the worker's socket identity, new for each replacement
     current_part: object = None  # the worker's shared slot naming the part it encodes
     deadline: float | None = field(default=None)  # set while it is loading
+    killed_as_lost: bool = False  # the front gave up on it (silent or hung) and killed it
 
     @property
     def name(self) -> str:
@@ -44,13 +45,15 @@ class Child:
 class Supervisor:
     """Owns every child process of one server."""
 
-    def __init__(self, args, devices: list[int], ipc_dir: Path, logger):
-        self.args = args
+    def __init__(self, args, fingerprint: str, devices: list[int], ipc_dir: Path, logger):
+        self.args = args  # the HTTP proxy's; workers and sink get their own settings
+        self.worker_settings = WorkerSettings.from_args(args, fingerprint)
+        self.worker_timeout = args.worker_timeout
+        self.sink_settings = SinkSettings.from_args(args)
         self.devices = devices
         self.logger = logger
-        self.sink_inbox = f"ipc://{ipc_dir}/sink"
-        self.ventilator_inbox = f"ipc://{ipc_dir}/ventilator"
-        self.worker_addresses = WorkerAddresses(f"ipc://{ipc_dir}/workers", self.sink_inbox)
+        self.sink_addresses = SinkAddresses(f"ipc://{ipc_dir}/sink", f"ipc://{ipc_dir}/ventilator")
+        self.front = FrontAddress(f"ipc://{ipc_dir}/workers")
         self.children: list[Child] = []
         self.generations = 0
         self.restarts = 0
@@ -65,7 +68,7 @@ class Supervisor:
 
     def start_sink(self) -> None:
         """Start the sink and wait until it has bound -port_out (a second or two)."""
-        process, pipe = start_sink(self.args, self.sink_inbox, self.ventilator_inbox)
+        process, pipe = start_sink(self.sink_settings, self.sink_addresses)
         child = Child("sink", process, pipe)
         self.children.append(child)
         if not pipe.poll(SINK_STARTUP_TIMEOUT):
@@ -76,9 +79,10 @@ class Supervisor:
         self.generations += 1
         identity = f"worker-{index}.{self.generations}".encode()
         num_cpu = sum(1 for device in self.devices if device < 0)
-        slot = shared_slot(SLOT_BYTES_PER_PART * max(self.args.prefetch_size, 32))
+        placement = WorkerPlacement(index, identity, self.devices[index], num_cpu)
+        slot = shared_slot(SLOT_BYTES_PER_PART * max(self.worker_settings.prefetch_size, 32))
         process, pipe = start_worker(
-            index, identity, self.devices[index], self.args, self.worker_addresses, num_cpu, slot
+            self.worker_settings, placement, self.front, self.worker_timeout, slot
         )
         return self._loading(Child("worker", process, pipe, index, identity, slot))
 
@@ -114,6 +118,16 @@ class Supervisor:
                 self.restarts += 1
                 lost.append(child)
         return lost
+
+    def kill_lost_worker(self, identity: bytes) -> Child | None:
+        """Kill the local worker the front gave up on (stopped, hung): ``check`` then sees it
+        dead and the ventilator replaces it, without blaming the parts it held."""
+        for child in self.workers:
+            if child.identity == identity and child.process.is_alive():
+                child.killed_as_lost = True
+                child.process.kill()
+                return child
+        return None
 
     @staticmethod
     def _read_report(child: Child) -> None:

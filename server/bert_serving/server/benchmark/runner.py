@@ -14,8 +14,7 @@ from datetime import datetime
 from typing import Callable
 
 from bert_serving.server import BertServer
-from bert_serving.server.args import bind_address
-from bert_serving.server.ports import free_ports
+from bert_serving.server.network import free_ports, local_address
 
 from .experiments import Point, Settings
 from .load import Address, client_batches, time_rounds
@@ -93,7 +92,7 @@ class ServerKeeper:
         self._server.start()
         self._server.wait_until_ready(self._wait_till_ready)
         self._key = settings.server_key
-        self._address = Address(_client_ip(args.bind_ip), args.port, args.port_out)
+        self._address = Address(local_address(args.bind_ip), args.port, args.port_out)
         return self._address
 
     def close(self) -> None:
@@ -156,9 +155,3 @@ def _ports(port: int | None, port_out: int | None) -> tuple[int, int]:
     """The ports asked for, or free ones: each server of the run gets its own."""
     free = free_ports(2)
     return port or free[0], port_out or free[1]
-
-
-def _client_ip(bind_ip: str) -> str:
-    """Where this machine's clients reach a server bound to ``bind_ip``."""
-    address = bind_address(bind_ip)
-    return "127.0.0.1" if address in ("*", "0.0.0.0") else address

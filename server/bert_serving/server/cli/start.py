@@ -8,7 +8,7 @@ import time
 from collections.abc import Sequence
 
 from bert_serving.server import __version__
-from bert_serving.server.args import ArgumentError, get_args_parser, validate_args
+from bert_serving.server.args import ArgumentError, get_args_parser
 from bert_serving.server.cli.table import format_args_table
 
 PROG = "bert-serving-start"
@@ -23,24 +23,18 @@ class _TerminatedError(Exception):
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the server; return the exit status (argparse itself exits 2 on bad syntax)."""
     args = get_args_parser().parse_args(argv)
-    try:
-        warnings = validate_args(args)
-    except ArgumentError as error:
-        return _refuse(error)
-    for warning in warnings:
-        print(f"{PROG}: warning: {warning}", file=sys.stderr)
-    print(format_args_table(args, f"{PROG} {__version__} arguments"), file=sys.stderr, flush=True)
 
     from bert_serving.server import BertServer, ServerStartError
     from bert_serving.server.model import ModelError
 
-    try:
+    try:  # BertServer checks the arguments (once) and logs what has no effect
         server = BertServer(args)
-    except ArgumentError as error:  # arguments the model cannot honour
-        return _refuse(error)
+    except ArgumentError as error:  # arguments that cannot work, or the model cannot honour
+        return refuse(PROG, error)
     except (ModelError, ServerStartError) as error:  # a broken model, a port in use
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 1
+    print(format_args_table(args, f"{PROG} {__version__} arguments"), file=sys.stderr, flush=True)
     previous_handler = signal.signal(signal.SIGTERM, _raise_termination)
     try:
         server.start()
@@ -55,13 +49,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 1 if server.error else 0
 
 
-def _refuse(error: ArgumentError) -> int:
+def refuse(prog: str, error: ArgumentError) -> int:
     """Print every problem the error lists, then give argparse's exit status for bad usage."""
     problems = str(error).splitlines()
     if len(problems) == 1:
-        print(f"{PROG}: error: {problems[0]}", file=sys.stderr)
+        print(f"{prog}: error: {problems[0]}", file=sys.stderr)
     else:
-        print(f"{PROG}: error: {len(problems)} problems with the arguments:", file=sys.stderr)
+        print(f"{prog}: error: {len(problems)} problems with the arguments:", file=sys.stderr)
         for problem in problems:
             print(f"  {problem}", file=sys.stderr)
     return 2

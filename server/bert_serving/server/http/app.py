@@ -19,9 +19,9 @@ from werkzeug.exceptions import NotFound
 from bert_serving.client import BertClientTimeoutError
 
 from .. import __version__
-from ..args import PoolingStrategy
 from ..logger import get_logger
 from ..model.normalization import l2_normalized
+from ..model.strategy import PoolingStrategy
 from . import tei
 from .auth import require_api_key
 from .backend import PROBE_TIMEOUT_MS, ServerConnection

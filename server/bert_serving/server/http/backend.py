@@ -15,10 +15,9 @@ from dataclasses import dataclass, field
 
 from bert_serving.client import BertClient, ConcurrentBertClient
 
-from ..args import bind_address
+from ..network import LOOPBACK, local_address
 from ..security import CurveKeys
 
-LOCAL_HOST = "127.0.0.1"
 ENCODE_TIMEOUT_MS = 60_000  # past this an HTTP request answers 504 instead of hanging
 PROBE_TIMEOUT_MS = 2_000
 
@@ -27,15 +26,15 @@ PROBE_TIMEOUT_MS = 2_000
 class ServerAddress:
     port: int
     port_out: int
-    ip: str = LOCAL_HOST
+    ip: str = LOOPBACK
     client_options: dict = field(default_factory=dict)  # CURVE keys when the server uses them
 
     @classmethod
     def from_args(cls, args) -> ServerAddress:
         """The server this proxy belongs to, reached on the interface it listens on."""
-        ip = LOCAL_HOST if args.bind_ip in ("*", "0.0.0.0") else bind_address(args.bind_ip)
         curve = CurveKeys.from_args(args)
-        return cls(args.port, args.port_out, ip, curve.client_options() if curve else {})
+        options = curve.client_options() if curve else {}
+        return cls(args.port, args.port_out, local_address(args.bind_ip), options)
 
 
 class ServerConnection:

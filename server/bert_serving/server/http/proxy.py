@@ -10,20 +10,16 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import threading
-import time
 from multiprocessing import Process
 from multiprocessing.connection import Connection
 
 import waitress
 
-from ..args import bind_address
 from ..logger import get_logger
+from ..network import ParentWatch, http_host
 from ..processes import spawn
 from .app import create_app
 from .backend import ServerAddress, ServerConnection
-
-PARENT_CHECK_SECONDS = 1.0
 
 
 def start_proxy(args: argparse.Namespace) -> tuple[Process, Connection]:
@@ -41,7 +37,7 @@ def run_proxy(args: argparse.Namespace, startup: Connection) -> None:
     except Exception as err:  # reported to the server, which refuses to start
         startup.send(("error", f"the HTTP proxy cannot start: {err}"))
         return
-    host = "0.0.0.0" if args.bind_ip == "*" else bind_address(args.bind_ip)
+    host = http_host(args.bind_ip)
     try:
         server = waitress.create_server(
             app, host=host, port=args.http_port, threads=args.http_max_connect
@@ -53,7 +49,8 @@ def run_proxy(args: argparse.Namespace, startup: Connection) -> None:
     url = f"http://{host}:{args.http_port}"
     try:
         signal.signal(signal.SIGTERM, _exit)
-        _stop_when_orphaned()
+        # if the server dies without stopping us (SIGKILL), stop as if it had sent SIGTERM
+        ParentWatch().call_when_gone(lambda: os.kill(os.getpid(), signal.SIGTERM))
         startup.send(("ready", url))
         logger.info("serving HTTP on %s with %d threads", url, args.http_max_connect)
         server.run()  # on SIGTERM waitress lets the requests in flight finish (5 s at most)
@@ -65,15 +62,3 @@ def run_proxy(args: argparse.Namespace, startup: Connection) -> None:
 
 def _exit(_signum: int, _frame: object) -> None:
     raise SystemExit(0)
-
-
-def _stop_when_orphaned() -> None:
-    """If the server dies without stopping us (SIGKILL), stop as if it had sent SIGTERM."""
-    parent = os.getppid()
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(PARENT_CHECK_SECONDS)
-        os.kill(os.getpid(), signal.SIGTERM)
-
-    threading.Thread(target=watch, name="parent-watch", daemon=True).start()

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .. import __version__
-from ..args import PoolingStrategy
+from ..model.strategy import PoolingStrategy
 from ..tokenization.wordpiece import CLS_TOKEN, SEP_TOKEN
 from .errors import ApiError
 from .openai import check_dimensions

@@ -27,44 +27,19 @@ from .checkpoint import (
     load_weights,
 )
 from .errors import ModelError
+from .fit import settings_problems
 from .normalization import l2_normalized
-from .pooling import NO_POOLING, POOLED, STRATEGIES, pool
+from .pooling import NO_POOLING, POOLED, pool
 from .precision import compute_dtype
+from .settings import EncoderSettings
+
+DEFAULT_SETTINGS = EncoderSettings()
 
 Texts = Union[Sequence[str], Sequence[Sequence[str]]]
 
 # under -xla, sequence lengths are padded up to one of these, batch sizes to a power of two
 LENGTH_BUCKETS = (8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
 CHUNK_ROWS = 64
-
-
-@dataclass(frozen=True)
-class EncoderSettings:
-    """The model-side options of ``bert-serving-start``, with the same names and defaults."""
-
-    max_seq_len: int | None = 25
-    pooling_strategy: str = "REDUCE_MEAN"
-    pooling_layer: tuple[int, ...] = (-2,)
-    mask_cls_sep: bool = False
-    no_special_token: bool = False
-    no_position_embeddings: bool = False
-    fixed_embed_length: bool = False
-    normalize: bool = False
-    cased_tokenization: bool = False
-    fp16: bool = False
-    xla: bool = False
-    precision: str = "auto"
-
-    @classmethod
-    def from_args(cls, args) -> EncoderSettings:
-        """Settings from a parsed ``bert-serving-start`` namespace."""
-        return cls(
-            **{name: getattr(args, name) for name in cls.__dataclass_fields__}
-            | {
-                "pooling_strategy": str(args.pooling_strategy),
-                "pooling_layer": tuple(args.pooling_layer),
-            }
-        )
 
 
 @dataclass
@@ -81,7 +56,7 @@ class SentenceEncoder:
     def __init__(
         self,
         spec: ModelSpec,
-        settings: EncoderSettings = EncoderSettings(),
+        settings: EncoderSettings = DEFAULT_SETTINGS,
         weights: dict[str, np.ndarray] | None = None,
         dtype: tf.DType | None = None,
         logger: logging.Logger | None = None,
@@ -90,15 +65,7 @@ class SentenceEncoder:
         self.settings = settings
         self.logger = logger or logging.getLogger(__name__)
         config = spec.config
-        self.layers = _resolve_layers(settings, config.num_hidden_layers, spec.has_pooler)
-        if (
-            settings.max_seq_len is not None
-            and settings.max_seq_len > config.max_position_embeddings
-        ):
-            raise ModelError(
-                f"-max_seq_len {settings.max_seq_len} exceeds the model's "
-                f"max_position_embeddings {config.max_position_embeddings}"
-            )
+        self.layers = _resolve_layers(settings, spec)
         self.compute_dtype = dtype or tf.as_dtype(
             compute_dtype(
                 settings.precision, settings.fp16, bool(tf.config.list_physical_devices("GPU"))
@@ -242,24 +209,20 @@ class SentenceEncoder:
         return len(shapes)
 
 
-def _resolve_layers(settings: EncoderSettings, num_layers: int, has_pooler: bool) -> list[int]:
-    if settings.pooling_strategy not in STRATEGIES:
-        raise ModelError(
-            f"unknown pooling strategy {settings.pooling_strategy!r}; "
-            f"valid: {', '.join(STRATEGIES)}"
-        )
-    if settings.pooling_strategy == POOLED and not has_pooler:
-        raise ModelError(
-            "-pooling_strategy CLS_POOLED needs the pooler weights "
-            "(bert/pooler/dense), which this checkpoint does not have"
-        )
-    bad = [layer for layer in settings.pooling_layer if not -num_layers <= layer < num_layers]
-    if bad or not settings.pooling_layer:
-        raise ModelError(
-            f"-pooling_layer {bad or '(empty)'}: the model has {num_layers} layers, "
-            f"valid values are {-num_layers}..{num_layers - 1}"
-        )
-    return [layer % num_layers for layer in settings.pooling_layer]
+def _resolve_layers(settings: EncoderSettings, spec: ModelSpec) -> list[int]:
+    """The layers pooling reads, as indices from 0; ModelError when the settings do not fit."""
+    config = spec.config
+    problems = settings_problems(
+        settings.pooling_strategy,
+        settings.pooling_layer,
+        settings.max_seq_len,
+        config.num_hidden_layers,
+        config.max_position_embeddings,
+        spec.has_pooler,
+    )
+    if problems:
+        raise ModelError("\n".join(problems))
+    return [layer % config.num_hidden_layers for layer in settings.pooling_layer]
 
 
 def _bucket_length(length: int, limit: int) -> int:

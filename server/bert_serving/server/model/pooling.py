@@ -8,19 +8,11 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-FIRST_TOKEN_STRATEGIES = ("FIRST_TOKEN", "CLS_TOKEN")
-LAST_TOKEN_STRATEGIES = ("LAST_TOKEN", "SEP_TOKEN")
-POOLED = "CLS_POOLED"
-NO_POOLING = "NONE"
-STRATEGIES = (
-    NO_POOLING,
-    "REDUCE_MEAN",
-    "REDUCE_MAX",
-    "REDUCE_MEAN_MAX",
-    *FIRST_TOKEN_STRATEGIES,
-    *LAST_TOKEN_STRATEGIES,
-    POOLED,
-)
+from .strategy import PoolingStrategy
+
+# the encoder compares its settings with these (PoolingStrategy members equal their names)
+POOLED = PoolingStrategy.CLS_POOLED
+NO_POOLING = PoolingStrategy.NONE
 
 
 def _masked_mean(x: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
@@ -33,19 +25,22 @@ def _masked_max(x: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
     return tf.reduce_max(x - (1.0 - mask[..., tf.newaxis]) * 1e30, axis=1)
 
 
-def pool(strategy: str, x: tf.Tensor, input_mask: tf.Tensor, lengths: tf.Tensor) -> tf.Tensor:
-    """Pool ``x`` ``[B, T, D]`` (float32) by a strategy name; CLS_POOLED is done by the model."""
+def pool(
+    strategy: PoolingStrategy | str, x: tf.Tensor, input_mask: tf.Tensor, lengths: tf.Tensor
+) -> tf.Tensor:
+    """Pool ``x`` ``[B, T, D]`` (float32); CLS_POOLED is done by the model's pooler."""
+    strategy = PoolingStrategy.parse(strategy)
     mask = tf.cast(input_mask, x.dtype)
-    if strategy == NO_POOLING:
+    if strategy.keeps_tokens:
         return x * mask[..., tf.newaxis]
-    if strategy == "REDUCE_MEAN":
+    if strategy is PoolingStrategy.REDUCE_MEAN:
         return _masked_mean(x, mask)
-    if strategy == "REDUCE_MAX":
+    if strategy is PoolingStrategy.REDUCE_MAX:
         return _masked_max(x, mask)
-    if strategy == "REDUCE_MEAN_MAX":
+    if strategy is PoolingStrategy.REDUCE_MEAN_MAX:
         return tf.concat([_masked_mean(x, mask), _masked_max(x, mask)], axis=-1)
-    if strategy in FIRST_TOKEN_STRATEGIES:
+    if strategy.takes_first_token:
         return x[:, 0]
-    if strategy in LAST_TOKEN_STRATEGIES:
+    if strategy.takes_last_token:
         return tf.gather(x, tf.maximum(lengths - 1, 0), axis=1, batch_dims=1)
-    raise ValueError(f"unknown pooling strategy {strategy!r}; valid: {', '.join(STRATEGIES)}")
+    raise ValueError(f"{strategy} is computed by the model's pooler, not by pool()")

@@ -2,7 +2,8 @@
 
 Small requests (at most ``-priority_batch_size`` texts) go to a priority queue that is always
 served first, so a one-sentence query is not stuck behind a client's 100 000-sentence job.
-Workers are given parts only while they have credit (READY/DONE), so the queue stays here.
+Workers are given parts only while they have credit (Ready, then one per answer), so the
+queue stays here.
 
 A request larger than one part is cut in order of text length: each part then holds texts
 of similar length, so a worker pads little. The part carries the rows it took, and the sink
@@ -13,79 +14,42 @@ from __future__ import annotations
 
 import json
 from collections import Counter, deque
-from dataclasses import dataclass
+from dataclasses import replace
 
 import numpy as np
 
-from . import protocol
-
-
-@dataclass(frozen=True)
-class Part:
-    """One slice of a request, at most ``-max_batch_size`` texts.
-
-    ``job`` is the server's own number for the request: clients choose their request ids
-    (and a restarted client with a fixed identity counts from 1 again), so the pipeline
-    keys everything on ``job`` and keeps the client's id only to address the answer.
-    """
-
-    job: bytes
-    client: bytes
-    request_id: bytes
-    index: int
-    is_tokenized: bool
-    payload: bytes
-    priority: bool = False
-    rows: bytes = b""  # int32 positions of its texts in the request; empty: all, in order
-
-    @property
-    def key(self) -> tuple[bytes, bytes]:
-        return self.job, str(self.index).encode()
-
-    def frames(self, suspect: bool = False) -> list[bytes]:
-        """The part as a worker receives it. A ``suspect`` part (it was being encoded when a
-        worker died) is encoded alone, so that only the guilty request is blamed next time."""
-        flags = (
-            (b"t" if self.is_tokenized else b"")
-            + (b"p" if self.priority else b"")
-            + (b"s" if suspect else b"")
-        )
-        return [
-            self.job,
-            self.client,
-            self.request_id,
-            str(self.index).encode(),
-            flags,
-            self.rows,
-            self.payload,
-        ]
+from ..protocol import Part, Request
+from ..protocol.messages import PartKey
 
 
 def split_request(
-    request: protocol.Request, job: bytes, max_batch_size: int, priority: bool, payload: bytes
+    request: Request, job: bytes, max_batch_size: int, priority: bool, payload: bytes
 ) -> list[Part]:
     """Parts of at most ``max_batch_size`` texts; one part reuses the client's ``payload``."""
-    request_id = str(request.request_id).encode()
+
+    def part(index: int, rows: bytes, texts_json: bytes, num_texts: int) -> Part:
+        return Part(
+            job=job,
+            client=request.client,
+            request_id=str(request.request_id).encode(),
+            index=index,
+            is_tokenized=request.is_tokenized,
+            priority=priority,
+            suspect=False,
+            rows=rows,
+            payload=texts_json,
+            num_texts=num_texts,
+        )
+
     texts = request.texts
     if len(texts) <= max_batch_size:
-        return [Part(job, request.client, request_id, 0, request.is_tokenized, payload, priority)]
+        return [part(0, b"", payload, len(texts))]
     order = np.argsort([len(text) for text in texts], kind="stable").astype(np.int32)
     parts = []
     for index, start in enumerate(range(0, len(texts), max_batch_size)):
         rows = order[start : start + max_batch_size]
         chunk = json.dumps([texts[row] for row in rows], ensure_ascii=False).encode("utf-8")
-        parts.append(
-            Part(
-                job,
-                request.client,
-                request_id,
-                index,
-                request.is_tokenized,
-                chunk,
-                priority,
-                rows.tobytes(),
-            )
-        )
+        parts.append(part(index, rows.tobytes(), chunk, len(rows)))
     return parts
 
 
@@ -104,12 +68,12 @@ class Scheduler:
         self.priority: deque[Part] = deque()
         self.normal: deque[Part] = deque()
         self.credit: dict[bytes, int] = {}
-        self.in_flight: dict[bytes, dict[tuple, Part]] = {}
+        self.in_flight: dict[bytes, dict[PartKey, Part]] = {}
         self.requests: dict[bytes, list[Part]] = {}  # by job
-        self.crashes: Counter[tuple] = Counter()
+        self.crashes: Counter[PartKey] = Counter()
         self.jobs = 0
 
-    def submit(self, request: protocol.Request, payload: bytes) -> tuple[bytes, int]:
+    def submit(self, request: Request, payload: bytes) -> tuple[bytes, int]:
         """Queue a request's parts (``payload``: its texts as the client sent them); return
         its job and how many parts it has."""
         self.jobs += 1
@@ -124,11 +88,19 @@ class Scheduler:
         self.credit[worker] = credit
         self.in_flight.setdefault(worker, {})
 
-    def worker_done(self, worker: bytes, key: tuple) -> None:
-        if self.in_flight.get(worker, {}).pop(key, None) is not None:
-            self.credit[worker] += 1
+    def worker_done(self, worker: bytes, key: PartKey) -> bool:
+        """A part came back: one more credit. False when the worker did not hold it (a late
+        answer from a worker given up on, or a repeat): its answer must be dropped."""
+        if self.in_flight.get(worker, {}).pop(key, None) is None:
+            return False
+        self.credit[worker] += 1
+        return True
 
-    def worker_lost(self, worker: bytes, suspects: list[tuple]) -> list[tuple[Part, int]]:
+    def held_texts(self, worker: bytes) -> int:
+        """How many texts the worker's parts hold (what it should be computing now)."""
+        return sum(part.num_texts for part in self.in_flight.get(worker, {}).values())
+
+    def worker_lost(self, worker: bytes, suspects: list[PartKey]) -> list[tuple[Part, int]]:
         """Queue a dead worker's parts again, first in line. The parts it was encoding
         (``suspects``) are blamed; a request whose part crashed ``max_crashes`` workers is
         dropped and returned (its first part, with the count) so that its client gets an
@@ -167,10 +139,6 @@ class Scheduler:
         )
         return list(self.requests.values())
 
-    def is_suspect(self, part: Part) -> bool:
-        """Whether the part was being encoded when a worker died."""
-        return self.crashes[part.key] > 0
-
     def _requeue_first(self, parts: list[Part]) -> None:
         for part in reversed(parts):
             (self.priority if part.priority else self.normal).appendleft(part)
@@ -183,6 +151,8 @@ class Scheduler:
             if worker is None or self.credit[worker] <= 0:
                 break
             part = (self.priority or self.normal).popleft()
+            if self.crashes[part.key] > 0:  # it was being encoded when a worker died
+                part = replace(part, suspect=True)
             self.credit[worker] -= 1
             self.in_flight[worker][part.key] = part
             assignments.append((worker, part))

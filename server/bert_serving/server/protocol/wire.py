@@ -1,8 +1,8 @@
-"""Frames on the wire: the 1.10 client protocol (see PROTOCOL.md) and the server's own
-internal messages between ventilator, workers and sink.
+"""The 1.10 client protocol (docs/design/protocol.md): requests in, answers out.
 
-Everything that builds or parses a multipart message lives here, so the three roles
-cannot drift apart.
+A client pushes ``[identity, payload, request id, count]`` and reads ``[identity, JSON
+header, array bytes, request id]`` from its subscription. The client package has its own
+copy of the client side of these rules (it must not depend on the server).
 """
 
 from __future__ import annotations
@@ -17,16 +17,6 @@ SHOW_CONFIG = b"SHOW_CONFIG"
 SHOW_STATUS = b"SHOW_STATUS"
 TERMINATION = b"TERMINATION"
 COMMANDS = (SHOW_CONFIG, SHOW_STATUS, TERMINATION)
-
-# internal message kinds (first frame)
-JOB = b"JOB"  # ventilator -> sink: a request was split into N parts
-REPLY = b"REPLY"  # ventilator -> sink: publish a config/status JSON
-ERROR = b"ERROR"  # ventilator or worker -> sink: answer a request with an error
-RESULT = b"RESULT"  # worker -> sink: the vectors of one part
-READY = b"READY"  # worker -> ventilator: give me this many parts
-DONE = b"DONE"  # worker -> ventilator: one part finished, one more credit
-STOP = b"STOP"  # ventilator -> worker, sink: shut down
-PUBLISHED = b"PUBLISHED"  # sink -> ventilator: the answer of a request went out
 
 Texts = Union[List[str], List[List[str]]]
 
@@ -125,7 +115,10 @@ def check_texts(texts: Any) -> bool:
 
 
 def _check_encodable(where: str, text: str) -> None:
-    """JSON may carry a lone surrogate (an escaped \\ud800): no Unicode text, refuse it."""
+    """JSON may carry a lone surrogate (an escaped \\ud800): no Unicode text, refuse it.
+
+    The client package checks the same before sending (its own copy: the two packages
+    share no code); the server cannot trust that every client does."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as err:
@@ -139,25 +132,23 @@ def _preview(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def encoding_frames(client: bytes, request_id: int, array: np.ndarray, tokens: Any) -> list[bytes]:
+def command_frames(command: bytes, identity: bytes = b"0", request_id: int = 0) -> list[bytes]:
+    """A command request (SHOW_CONFIG, SHOW_STATUS, TERMINATION) as a 1.10 client sends it."""
+    return [identity, command, str(request_id).encode(), b"0"]
+
+
+def array_header(array: np.ndarray, tokens: Any) -> bytes:
+    """The JSON that describes an array frame: its dtype, shape and the texts' tokens."""
+    return dumps({"dtype": str(array.dtype), "shape": list(array.shape), "tokens": tokens})
+
+
+def encoding_frames(client: bytes, request_id: int, array: np.ndarray, tokens: Any) -> list:
     """The 4-frame answer to an encode request, as a 1.10 client reads it."""
-    header = {"dtype": str(array.dtype), "shape": list(array.shape), "tokens": tokens}
-    return [client, dumps(header), np.ascontiguousarray(array).data, str(request_id).encode()]
+    data = np.ascontiguousarray(array).data
+    return [client, array_header(array, tokens), data, str(request_id).encode()]
 
 
 def error_frames(client: bytes, request_id: int, message: str, status: int = 400) -> list[bytes]:
     """An error answer: 4 frames like an encoding, so a client waiting for its request id gets
     it, with ``error`` in the JSON and an empty array frame."""
     return [client, dumps({"error": message, "status": status}), b"", str(request_id).encode()]
-
-
-def pack_array(array: np.ndarray, tokens: Any) -> list[bytes]:
-    return [
-        dumps({"dtype": str(array.dtype), "shape": list(array.shape), "tokens": tokens}),
-        np.ascontiguousarray(array).data,
-    ]
-
-
-def unpack_array(header: bytes, data: bytes) -> tuple[np.ndarray, Any]:
-    info = json.loads(header)
-    return np.frombuffer(data, dtype=info["dtype"]).reshape(info["shape"]), info["tokens"]

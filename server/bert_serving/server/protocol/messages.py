@@ -1,0 +1,277 @@
+"""The server's internal messages: one frozen dataclass per kind, fields by name.
+
+Every message travels as ``[KIND, field, field, ...]``, one frame per field in the order the
+class declares them: ``bytes`` as they are, ``int`` as ASCII digits, ``bool`` as ``1``/``0``,
+``str`` as UTF-8. Adding a field to a class changes both ``to_frames`` and ``from_frames``,
+so no role ever counts frame indices. ``decode`` reads any kind; a message that does not
+fit its class raises ``MessageError``.
+
+Who sends what:
+
+================ ===================== =================================================
+kind             from -> to            meaning
+================ ===================== =================================================
+``Hello``        worker -> ventilator  register: who I am, what vectors I compute
+``Welcome``      ventilator -> worker  registered: heartbeat period, what to send back
+``Refused``      ventilator -> worker  not registered, and why (other vectors)
+``Ready``        worker -> ventilator  I can hold ``credit`` parts
+``Part``         ventilator -> worker  encode these texts (a slice of one request)
+``Result``       worker -> ventilator  the vectors of one part (and one more credit);
+                 -> sink               the ventilator forwards it
+``Failure``      worker, ventilator    answer a request with an error
+                 -> sink
+``Heartbeat``    both ways             still here (every third of ``-worker_timeout``)
+``Goodbye``      ventilator -> worker  this front closes, or does not know you: register
+                                       again (with this front or the next one)
+``JobAnnounced`` ventilator -> sink    a request was split into ``num_parts`` parts
+``Reply``        ventilator -> sink    publish a config or status answer
+``Published``    sink -> ventilator    the answer of a job went out (or was given up on)
+``Stop``         ventilator -> local   shut down
+                 workers and sink
+================ ===================== =================================================
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, fields
+from typing import Any, Callable, ClassVar
+
+import numpy as np
+
+from .wire import array_header
+
+PartKey = tuple[bytes, int]  # (job, part index): a part, across the whole pipeline
+
+
+class MessageError(ValueError):
+    """An internal message that does not fit its kind (a bug, or a foreign peer)."""
+
+
+def _to_bytes(frame: Any) -> bytes:
+    """Frames arrive as bytes, or as zmq.Frame / memoryview when received without copy."""
+    return frame if isinstance(frame, bytes) else bytes(getattr(frame, "buffer", frame))
+
+
+_ENCODERS: dict[str, Callable[[Any], Any]] = {
+    "bytes": lambda value: value,  # may be a buffer, sent without a copy
+    "int": lambda value: str(value).encode(),
+    "float": lambda value: repr(float(value)).encode(),
+    "bool": lambda value: b"1" if value else b"0",
+    "str": lambda value: value.encode("utf-8"),
+}
+_DECODERS: dict[str, Callable[[Any], Any]] = {
+    "bytes": lambda frame: frame,
+    "int": lambda frame: int(_to_bytes(frame)),
+    "float": lambda frame: float(_to_bytes(frame)),
+    "bool": lambda frame: _to_bytes(frame) == b"1",
+    "str": lambda frame: _to_bytes(frame).decode("utf-8"),
+}
+_KINDS: dict[bytes, type[Message]] = {}
+
+
+@dataclass(frozen=True)
+class Message:
+    """Base of every internal message; subclasses set ``KIND`` and declare their fields."""
+
+    KIND: ClassVar[bytes] = b""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.KIND in _KINDS:
+            raise TypeError(f"two message classes of kind {cls.KIND!r}")
+        _KINDS[cls.KIND] = cls
+
+    def to_frames(self) -> list:
+        return [self.KIND] + [
+            _ENCODERS[field.type](getattr(self, field.name)) for field in fields(self)
+        ]
+
+    @classmethod
+    def from_frames(cls, frames: list) -> Message:
+        declared = fields(cls)
+        if len(frames) != 1 + len(declared) or _to_bytes(frames[0]) != cls.KIND:
+            raise MessageError(
+                f"a {cls.KIND.decode()} message has {1 + len(declared)} frames starting with "
+                f"{cls.KIND!r}, got {len(frames)} starting with {_to_bytes(frames[0])[:20]!r}"
+            )
+        try:
+            values = [_DECODERS[f.type](frame) for f, frame in zip(declared, frames[1:])]
+        except (ValueError, UnicodeDecodeError) as err:
+            raise MessageError(f"a malformed {cls.KIND.decode()} message: {err}") from None
+        return cls(*values)
+
+
+def decode(frames: list) -> Message:
+    """Read a message of any kind."""
+    kind = _to_bytes(frames[0]) if frames else b""
+    if kind not in _KINDS:
+        raise MessageError(f"unknown internal message kind {kind[:20]!r}")
+    return _KINDS[kind].from_frames(frames)
+
+
+@dataclass(frozen=True)
+class Part(Message):
+    """One slice of a request, at most ``-max_batch_size`` texts.
+
+    ``job`` is the server's own number for the request: clients choose their request ids
+    (and a restarted client with a fixed identity counts from 1 again), so the pipeline
+    keys everything on ``job`` and keeps the client's id only to address the answer.
+    A ``suspect`` part was being encoded when a worker died: it is encoded alone, so that
+    only the guilty request is blamed if it happens again.
+    """
+
+    KIND: ClassVar[bytes] = b"PART"
+    job: bytes
+    client: bytes
+    request_id: bytes
+    index: int
+    is_tokenized: bool
+    priority: bool
+    suspect: bool
+    rows: bytes  # int32 positions of its texts in the request; empty: all, in order
+    payload: bytes  # the texts as JSON
+    num_texts: int = 0
+
+    @property
+    def key(self) -> PartKey:
+        return self.job, self.index
+
+
+@dataclass(frozen=True)
+class Ready(Message):
+    KIND: ClassVar[bytes] = b"READY"
+    credit: int
+
+
+@dataclass(frozen=True)
+class Hello(Message):
+    """A worker's registration. ``fingerprint`` (JSON) names the model files and every
+    setting that changes vectors; the front refuses a worker whose fingerprint, or whose
+    resolved ``compute_dtype``, differs from its own, so no client gets other vectors."""
+
+    KIND: ClassVar[bytes] = b"HELLO"
+    name: str  # host:pid/index, stable across the worker's reconnections
+    host: str
+    device: str  # "CPU" or "GPU n"
+    remote: bool
+    fingerprint: str
+    compute_dtype: str
+    seconds_per_token: float  # measured at warm-up: how fast it is, for the hang bound
+
+
+@dataclass(frozen=True)
+class Welcome(Message):
+    KIND: ClassVar[bytes] = b"WELCOME"
+    heartbeat_ms: int  # how often both sides beat; silence for 3 periods means lost
+    show_tokens: bool  # send each text's tokens back (-show_tokens_to_client)
+
+
+@dataclass(frozen=True)
+class Refused(Message):
+    KIND: ClassVar[bytes] = b"REFUSED"
+    reason: str
+
+
+@dataclass(frozen=True)
+class Heartbeat(Message):
+    KIND: ClassVar[bytes] = b"HEARTBEAT"
+
+
+@dataclass(frozen=True)
+class Goodbye(Message):
+    KIND: ClassVar[bytes] = b"GOODBYE"
+    reason: str
+
+
+@dataclass(frozen=True)
+class Result(Message):
+    """The vectors (and, under -show_tokens_to_client, the tokens) of one part."""
+
+    KIND: ClassVar[bytes] = b"RESULT"
+    job: bytes
+    client: bytes
+    request_id: bytes
+    index: int
+    rows: bytes
+    header: bytes  # JSON: dtype, shape, tokens
+    data: bytes  # the array's bytes
+
+    @classmethod
+    def of(cls, part: Part, array: np.ndarray, tokens: Any) -> Result:
+        """The answer to ``part``; the array is sent without a copy."""
+        data = np.ascontiguousarray(array).data
+        header = array_header(array, tokens)
+        return cls(part.job, part.client, part.request_id, part.index, part.rows, header, data)
+
+    @property
+    def key(self) -> PartKey:
+        return self.job, self.index
+
+    def array(self) -> tuple[np.ndarray, Any]:
+        info = json.loads(self.header)
+        array = np.frombuffer(self.data, dtype=info["dtype"]).reshape(info["shape"])
+        return array, info["tokens"]
+
+
+@dataclass(frozen=True)
+class Failure(Message):
+    """An error answer; ``job`` is empty when the request was refused before it was one.
+    From a worker, ``index`` names the part that failed (it returns that part's credit)."""
+
+    KIND: ClassVar[bytes] = b"ERROR"
+    job: bytes
+    client: bytes
+    request_id: bytes
+    message: str
+    index: int = 0
+
+    @property
+    def key(self) -> PartKey:
+        return self.job, self.index
+
+
+@dataclass(frozen=True)
+class JobAnnounced(Message):
+    KIND: ClassVar[bytes] = b"JOB"
+    job: bytes
+    client: bytes
+    request_id: bytes
+    num_parts: int
+
+
+@dataclass(frozen=True)
+class Reply(Message):
+    """A config or status answer to publish as it is (no job: nothing to re-run)."""
+
+    KIND: ClassVar[bytes] = b"REPLY"
+    client: bytes
+    request_id: bytes
+    body: bytes
+
+
+@dataclass(frozen=True)
+class Published(Message):
+    KIND: ClassVar[bytes] = b"PUBLISHED"
+    job: bytes
+
+
+@dataclass(frozen=True)
+class Stop(Message):
+    KIND: ClassVar[bytes] = b"STOP"
+
+
+def pack_part_keys(keys: list[PartKey]) -> bytes:
+    """What a worker's shared slot holds while it encodes parts: their keys, in ASCII (the
+    supervisor reads it after the worker died, to know which parts to blame)."""
+    return b";".join(job + b" " + str(index).encode() for job, index in keys)
+
+
+def unpack_part_keys(value: bytes) -> list[PartKey]:
+    """The keys of the parts a worker was encoding; empty if it was idle."""
+    keys = []
+    for item in value.split(b";"):
+        if item:
+            job, index = item.split(b" ")
+            keys.append((job, int(index)))
+    return keys

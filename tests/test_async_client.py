@@ -19,9 +19,8 @@ from bert_serving.client import (
     VersionMismatchError,
 )
 from bert_serving.client.normalization import unit_length
-from bert_serving.server.ports import free_ports
 from tests.fake_server import FakeServer, fake_embedding, fake_tokens
-from tests.servers import running_server
+from tests.servers import free_ports, running_server
 
 WORDS = ["hello", "world", "good", "day", "to", "you", "the", "quick", "brown", "fox"]
 NUM_TASKS = 200

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from bert_serving.server.http.openapi_spec import PATHS
 from bert_serving.server.http.payloads import MAX_JSON_DEPTH, nesting_depth, strict_json
+from tests.http_helpers import proxy_processes
 from tests.servers import free_ports, running_server
 
 TOTAL_EXAMPLES = 10_000
@@ -57,11 +58,19 @@ examples_sent = 0
 
 
 @pytest.fixture(scope="module")
-def url(google_model_dir):
+def proxy(google_model_dir):
+    """The proxy process of a running server, and its URL."""
     (http_port,) = free_ports(1)
+    others = proxy_processes()
     with running_server(google_model_dir, "-http_port", str(http_port)):
-        yield f"http://127.0.0.1:{http_port}"
+        (process,) = proxy_processes() - others
+        yield process, f"http://127.0.0.1:{http_port}"
     print(f"\nHTTP fuzz examples sent: {examples_sent}")
+
+
+@pytest.fixture(scope="module")
+def url(proxy) -> str:
+    return proxy[1]
 
 
 @pytest.fixture(scope="module")
@@ -183,7 +192,7 @@ def concrete(path: str, file_name: str) -> str:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("path", "method"), OPERATIONS)
-def test_any_body_and_headers_answer_below_500(url, session, path, method):
+def test_any_body_and_headers_answer_below_500(proxy, url, session, path, method):
     @given(
         body=bodies,
         sent_headers=headers,
@@ -208,6 +217,7 @@ def test_any_body_and_headers_answer_below_500(url, session, path, method):
             assert isinstance(answer.json(), dict)
 
     never_a_server_error()
+    assert proxy[0].is_alive()  # the same proxy process: it was never replaced
     still_serving = session.post(f"{url}/encode", json={"id": 1, "texts": ["hello world"]})
     assert still_serving.status_code == 200
     assert np.array(still_serving.json()["result"]).shape == (1, 32)

@@ -51,7 +51,32 @@ TEI_TEXTS = {
 NULLABLE_BOOLEAN = {"type": "boolean", "nullable": True}
 FLOATS = {"type": "array", "items": {"type": "number"}}
 
+TEI_EMBED_ALL_REQUEST = {
+    "type": "object",
+    "required": ["inputs"],
+    "properties": {
+        "inputs": TEI_TEXTS,
+        "truncate": {**NULLABLE_BOOLEAN, "description": "null: cut (auto_truncate)"},
+        "truncation_direction": {
+            "type": "string",
+            "enum": ["right", "left", "Right", "Left"],
+            "default": "right",
+        },
+        "dimensions": {"type": "integer", "nullable": True, "description": "only the model's"},
+        "prompt_name": {"type": "string", "nullable": True, "description": "must be null"},
+    },
+}
+TEI_EMBED_REQUEST = {
+    **TEI_EMBED_ALL_REQUEST,
+    "properties": {
+        **TEI_EMBED_ALL_REQUEST["properties"],
+        "normalize": {"type": "boolean", "default": True},
+    },
+}
+
 SCHEMAS: dict[str, Any] = {
+    "TeiEmbedRequest": TEI_EMBED_REQUEST,
+    "TeiEmbedAllRequest": TEI_EMBED_ALL_REQUEST,
     "Error": {
         "type": "object",
         "required": ["status", "error"],
@@ -85,22 +110,6 @@ SCHEMAS: dict[str, Any] = {
                 "type": "string",
                 "enum": ["Unhealthy", "Backend", "Overloaded", "Validation", "Tokenizer", "Empty"],
             },
-        },
-    },
-    "TeiEmbedRequest": {
-        "type": "object",
-        "required": ["inputs"],
-        "properties": {
-            "inputs": TEI_TEXTS,
-            "normalize": {"type": "boolean", "default": True},
-            "truncate": {**NULLABLE_BOOLEAN, "description": "null: cut (auto_truncate)"},
-            "truncation_direction": {
-                "type": "string",
-                "enum": ["right", "left", "Right", "Left"],
-                "default": "right",
-            },
-            "dimensions": {"type": "integer", "nullable": True, "description": "only the model's"},
-            "prompt_name": {"type": "string", "nullable": True, "description": "must be null"},
         },
     },
     "TeiTokenizeRequest": {
@@ -294,7 +303,7 @@ PATHS = {
     "/embed": TEI_EMBED,
     "/embed_all": _post(
         "Token embeddings (TEI's /embed_all), on a server with -pooling_strategy NONE",
-        _json_body("TeiEmbedRequest"),
+        _json_body("TeiEmbedAllRequest"),
         _json_answer(
             "the vectors of each input's tokens",
             {"type": "array", "items": {"type": "array", "items": FLOATS}},

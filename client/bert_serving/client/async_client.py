@@ -276,6 +276,7 @@ class AsyncBertClient:
     ) -> tuple[int, asyncio.Future[Reply]]:
         """A new request id whose answer will resolve ``answer`` (a new future by default);
         registered before the request is sent, so that no answer can come first."""
+        self._ensure_open()  # closed while an encode was between its chunks
         self._ensure_receiving()
         if answer is None:
             answer = asyncio.get_running_loop().create_future()

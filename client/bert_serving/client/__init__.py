@@ -2,11 +2,14 @@
 
 __version__ = "2.0.0"
 
+from .async_client import AsyncBertClient, AsyncBertClientTimeoutError
 from .client import BertClient, Response
 from .concurrent import ConcurrentBertClient
 from .errors import BertClientTimeoutError, BertServerError, VersionMismatchError
 
 __all__ = [
+    "AsyncBertClient",
+    "AsyncBertClientTimeoutError",
     "BertClient",
     "BertClientTimeoutError",
     "BertServerError",

@@ -98,6 +98,19 @@ def warn_if_too_long(texts: list, is_tokenized: bool, max_seq_len: Any, stacklev
         )
 
 
+def server_sends_tokens(config: dict | None, warn: bool, stacklevel: int) -> bool:
+    """False when the server's config says tokens are not sent (then warns, if `warn`)."""
+    if config is None or config.get("show_tokens_to_client"):
+        return True
+    if warn:
+        warnings.warn(
+            "show_tokens=True but the server was not started with -show_tokens_to_client, "
+            "so only the embedding is returned",
+            stacklevel=stacklevel + 1,
+        )
+    return False
+
+
 def check_server_version(client_version: str, server_version: Any) -> None:
     """Refuse a server whose major version differs from the client's."""
     if _major(client_version) == _major(server_version):

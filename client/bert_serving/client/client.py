@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-import warnings
 from typing import Any, Iterable, Iterator, List, NamedTuple, Union
 
 import numpy as np
@@ -13,7 +12,7 @@ import zmq
 
 from . import __version__
 from .batch_sender import BatchSender
-from .checks import check_server_version, check_texts, warn_if_too_long
+from .checks import check_server_version, check_texts, server_sends_tokens, warn_if_too_long
 from .chunks import chunk_spans, join_rows, join_tokens
 from .deadlines import deadline_after, earliest, has_passed
 from .errors import BertClientTimeoutError
@@ -63,6 +62,8 @@ class BertClient:
     `curve_server_key` (the server's public key: Z85 text or a zmq.auth key file) turns on
     CURVE encryption; `curve_client_keys` (this client's .key_secret file or a
     (public, secret) pair) is needed when the server only accepts listed client keys.
+    `normalize` divides every vector by its length on arrival (unit-length vectors, as a
+    server started with -normalize sends them).
     """
 
     def __init__(
@@ -80,6 +81,7 @@ class BertClient:
         timeout: int = -1,
         curve_server_key: KeySource | None = None,
         curve_client_keys: KeySource | tuple[bytes, bytes] | None = None,
+        normalize: bool = False,
     ) -> None:
         if output_fmt not in OUTPUT_FORMATS:
             raise ValueError(f"output_fmt must be one of {OUTPUT_FORMATS}, got {output_fmt!r}")
@@ -88,6 +90,7 @@ class BertClient:
         self.port_out = port_out
         self.output_fmt = output_fmt
         self.timeout = timeout
+        self.normalize = normalize
         self.identity = _as_identity(identity)
         self._check_length = check_length and not ignore_all_checks
         self._check_token_info = check_token_info and not ignore_all_checks
@@ -138,19 +141,7 @@ class BertClient:
     @property
     def status(self) -> dict:
         """This client's own state, as JSON-friendly values."""
-        pending = self._mailbox.pending_ids()
-        return {
-            "identity": self.identity.decode("utf-8", errors="replace"),
-            "num_request": self._num_request,
-            "num_pending_request": len(pending),
-            "pending_request": pending,
-            "output_fmt": self.output_fmt,
-            "port": self.port,
-            "port_out": self.port_out,
-            "server_ip": self.ip,
-            "client_version": __version__,
-            "timeout": self.timeout,
-        }
+        return client_status(self, self._num_request, self._mailbox.pending_ids())
 
     # ---- encoding ---------------------------------------------------------------------
 
@@ -331,7 +322,7 @@ class BertClient:
         if reply is None:
             raise self._timeout_error("no result for a chunk of a large encode", self.timeout)
         chunk = in_flight.pop(reply.request_id)
-        arrays[chunk], tokens[chunk] = decode_encoding(reply)
+        arrays[chunk], tokens[chunk] = decode_encoding(reply, self.normalize)
         bar.update(len(arrays[chunk]))
 
     def _ask(self, command: bytes) -> dict:
@@ -371,19 +362,10 @@ class BertClient:
             raise error
 
     def _server_sends_tokens(self) -> bool:
-        """False when the server config says tokens are not sent (warns if asked to)."""
-        if self._config is None or self._config.get("show_tokens_to_client"):
-            return True
-        if self._check_token_info:
-            warnings.warn(
-                "show_tokens=True but the server was not started with -show_tokens_to_client, "
-                "so only the embedding is returned",
-                stacklevel=3,
-            )
-        return False
+        return server_sends_tokens(self._config, self._check_token_info, stacklevel=3)
 
     def _to_response(self, reply: Reply) -> Response:
-        embedding, tokens = decode_encoding(reply)
+        embedding, tokens = decode_encoding(reply, self.normalize)
         if self.output_fmt == "list":
             return Response(reply.request_id, embedding.tolist(), tokens)
         return Response(reply.request_id, embedding, tokens)
@@ -394,6 +376,22 @@ class BertClient:
             f"port_out={self.port_out}) within {waited_ms} ms: the server may not be running "
             "or may be busy, or the ports may be wrong"
         )
+
+
+def client_status(client: Any, num_request: int, pending: list[int]) -> dict:
+    """The ``status`` of a BertClient or an AsyncBertClient."""
+    return {
+        "identity": client.identity.decode("utf-8", errors="replace"),
+        "num_request": num_request,
+        "num_pending_request": len(pending),
+        "pending_request": pending,
+        "output_fmt": client.output_fmt,
+        "port": client.port,
+        "port_out": client.port_out,
+        "server_ip": client.ip,
+        "client_version": __version__,
+        "timeout": client.timeout,
+    }
 
 
 def _as_identity(identity: str | bytes | None) -> bytes:

@@ -8,6 +8,7 @@ from typing import Any, NamedTuple, Sequence
 import numpy as np
 
 from .errors import BertServerError
+from .normalization import unit_length
 
 SHOW_CONFIG = b"SHOW_CONFIG"
 SHOW_STATUS = b"SHOW_STATUS"
@@ -46,8 +47,9 @@ def parse_reply(frames: Sequence[bytes]) -> Reply:
     return Reply(int(frames[-1]), header, array_bytes)
 
 
-def decode_encoding(reply: Reply) -> tuple[np.ndarray, Any]:
-    """The array (a read-only view of the received bytes) and the tokens of an encoding.
+def decode_encoding(reply: Reply, normalize: bool = False) -> tuple[np.ndarray, Any]:
+    """The array (a read-only view of the received bytes, or with `normalize` a new array of
+    unit-length vectors) and the tokens of an encoding.
 
     Raises BertServerError when the server answered with `{"error": ..., "status": ...}`.
     """
@@ -55,4 +57,5 @@ def decode_encoding(reply: Reply) -> tuple[np.ndarray, Any]:
     if "error" in header:
         raise BertServerError(str(header["error"]), reply.request_id, header.get("status"))
     array = np.frombuffer(reply.array_bytes, dtype=np.dtype(header["dtype"]))
-    return array.reshape(header["shape"]), header.get("tokens", "")
+    array = array.reshape(header["shape"])
+    return (unit_length(array) if normalize else array), header.get("tokens", "")

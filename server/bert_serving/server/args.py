@@ -215,6 +215,13 @@ def _add_bert_parameters(group: argparse._ArgumentGroup, for_worker: bool = Fals
         help="with -max_seq_len NONE and -pooling_strategy NONE, still pad token "
         "encodings to the longest length the model accepts",
     )
+    group.add_argument(
+        "-normalize",
+        action="store_true",
+        default=False,
+        help="send unit-length (L2-normalized) vectors over ZeroMQ and /encode (1.10 sent "
+        "raw ones); /v1/embeddings and /embed normalize anyway",
+    )
 
 
 def _add_serving_configs(group: argparse._ArgumentGroup) -> None:

@@ -10,6 +10,7 @@ import logging
 import time
 from pathlib import Path
 
+import numpy as np
 from flask import Flask, Response, g, jsonify, request, send_from_directory
 from flask_compress import Compress
 from flask_cors import CORS
@@ -19,7 +20,9 @@ from bert_serving.client import BertClientTimeoutError
 
 from .. import __version__
 from ..logger import get_logger
+from ..model.normalization import l2_normalized
 from ..model.strategy import PoolingStrategy
+from . import tei
 from .auth import require_api_key
 from .backend import PROBE_TIMEOUT_MS, ServerConnection
 from .encode_api import encode_answer, parse_encode_request
@@ -34,6 +37,14 @@ UNMATCHED = "unmatched"  # the metrics label of requests no route matched (404, 
 NOT_AN_OPENAI_EMBEDDING = (
     "the server runs -pooling_strategy NONE: it returns one vector per token, which is not "
     "an OpenAI embedding; use POST /encode for token embeddings"
+)
+NOT_A_SENTENCE_EMBEDDING = (
+    "the server runs -pooling_strategy NONE: it returns one vector per token; "
+    "use POST /embed_all for token embeddings"
+)
+ONLY_SENTENCE_EMBEDDINGS = (
+    "the server runs -pooling_strategy {}: it returns one vector per text; token embeddings "
+    "need a server started with -pooling_strategy NONE"
 )
 
 
@@ -87,10 +98,56 @@ def _add_encoding_routes(app: Flask, args: argparse.Namespace, connection: Serve
         if token_embeddings:
             raise ApiError(400, NOT_AN_OPENAI_EMBEDDING)
         parsed = parse_embeddings_request(served_model)
-        vectors = connection.pool.encode(parsed.texts)
+        vectors = l2_normalized(connection.pool.encode(parsed.texts))  # OpenAI's are unit length
         answer = embeddings_answer(parsed, vectors, tokens.count(parsed.texts))
         g.num_texts = len(parsed.texts)
         return jsonify(answer)
+
+    _add_tei_routes(app, args, connection, tokens, served_model)
+
+
+def _add_tei_routes(
+    app: Flask,
+    args: argparse.Namespace,
+    connection: ServerConnection,
+    tokens: TokenCounter,
+    served_model: str,
+) -> None:
+    """TEI's API (see tei.py), ``POST /`` being ``/embed`` as on a TEI embedding server."""
+    token_embeddings = args.pooling_strategy is PoolingStrategy.NONE
+
+    def encoded(asked: tei.TeiRequest) -> tuple[np.ndarray, np.ndarray]:
+        """The vectors, and the tokens each text was fed."""
+        inputs = tei.server_inputs(asked, tokens)
+        vectors = connection.pool.encode(inputs.texts, is_tokenized=inputs.is_tokenized)
+        tei.checked_dimensions(asked, vectors)
+        g.num_texts = len(asked.texts)
+        return vectors, inputs.lengths
+
+    @app.post("/")
+    @app.post("/embed")
+    def embed() -> Response:
+        asked = tei.parse_embed_request(tei.fields(), normalize_field=True)
+        if token_embeddings:
+            raise ApiError(424, NOT_A_SENTENCE_EMBEDDING)
+        vectors, _ = encoded(asked)
+        return jsonify((l2_normalized(vectors) if asked.normalize else vectors).tolist())
+
+    @app.post("/embed_all")
+    def embed_all() -> Response:
+        asked = tei.parse_embed_request(tei.fields(), normalize_field=False)
+        if not token_embeddings:
+            raise ApiError(424, ONLY_SENTENCE_EMBEDDINGS.format(args.pooling_strategy))
+        return jsonify(tei.token_vectors(*encoded(asked)))
+
+    @app.post("/tokenize")
+    def tokenize() -> Response:
+        texts, add_special_tokens = tei.parse_tokenize_request(tei.fields())
+        return jsonify(tei.tokenized(texts, add_special_tokens, tokens))
+
+    @app.get("/info")
+    def info() -> Response:
+        return jsonify(tei.info(args, served_model, tokens))
 
 
 def _add_status_routes(app: Flask, connection: ServerConnection, metrics: ProxyMetrics) -> None:

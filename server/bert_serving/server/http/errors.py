@@ -1,4 +1,10 @@
-"""Every error leaves the proxy as JSON ``{"status": code, "error": message}``.
+"""Every error leaves the proxy as JSON, in the shape the route's clients expect.
+
+- the 1.10 routes and the rest: ``{"status": code, "error": message}``;
+- OpenAI's ``/v1/...``: ``{"error": {"message", "type", "param", "code"}}``, which the
+  ``openai`` package turns into its exceptions with the message;
+- TEI's routes (``/embed``, ``/embed_all``, ``/tokenize``, ``/info`` and ``POST /``):
+  ``{"error": message, "error_type": ...}``, which ``huggingface_hub`` shows.
 
 Client mistakes get a 4xx that says what is wrong; only a bug in the proxy gives a 500,
 and its details go to the log, not to the caller.
@@ -13,20 +19,42 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, Reque
 
 from bert_serving.client import BertClientTimeoutError, BertServerError
 
+OPENAI_PREFIX = "/v1/"
+TEI_PATHS = ("/", "/embed", "/embed_all", "/tokenize", "/info")
+# TEI's error types (its ErrorType enum), by the statuses this proxy answers with
+TEI_ERROR_TYPES = {400: "Empty", 424: "Backend", 429: "Overloaded", 503: "Unhealthy"}
+OPENAI_ERROR_TYPES = {401: "authentication_error", 404: "not_found_error"}
+
 
 class ApiError(Exception):
-    """A request the proxy refuses, with the HTTP status and a message for the caller."""
+    """A request the proxy refuses, with the HTTP status and a message for the caller.
 
-    def __init__(self, status: int, message: str) -> None:
+    ``param`` names the offending field, for OpenAI's error shape.
+    """
+
+    def __init__(self, status: int, message: str, param: str | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.param = param
 
 
-def error_response(status: int, message: str) -> Response:
-    response = jsonify({"status": status, "error": message})
+def error_response(status: int, message: str, param: str | None = None) -> Response:
+    """The JSON error answer, shaped for the family of the requested route."""
+    response = jsonify(error_body(request.path, status, message, param))
     response.status_code = status
     return response
+
+
+def error_body(path: str, status: int, message: str, param: str | None = None) -> dict:
+    if path.startswith(OPENAI_PREFIX):
+        kind = OPENAI_ERROR_TYPES.get(status)
+        kind = kind or ("server_error" if status >= 500 else "invalid_request_error")
+        return {"error": {"message": message, "type": kind, "param": param, "code": None}}
+    if path in TEI_PATHS:
+        kind = TEI_ERROR_TYPES.get(status, "Backend" if status >= 500 else "Validation")
+        return {"error": message, "error_type": kind}
+    return {"status": status, "error": message}
 
 
 def register_error_handlers(app: Flask, logger: logging.Logger) -> None:
@@ -34,7 +62,7 @@ def register_error_handlers(app: Flask, logger: logging.Logger) -> None:
 
     @app.errorhandler(ApiError)
     def _refused(err: ApiError) -> Response:
-        return error_response(err.status, err.message)
+        return error_response(err.status, err.message, err.param)
 
     @app.errorhandler(HTTPException)
     def _http_error(err: HTTPException) -> Response:
@@ -45,7 +73,8 @@ def register_error_handlers(app: Flask, logger: logging.Logger) -> None:
 
     @app.errorhandler(BertServerError)
     def _server_refused(err: BertServerError) -> Response:
-        return error_response(400, f"the server refused the request: {err}")
+        status = 424 if request.path in TEI_PATHS else 400  # TEI: "the model failed"
+        return error_response(status, f"the server refused the request: {err}")
 
     @app.errorhandler(BertClientTimeoutError)
     def _timeout(err: BertClientTimeoutError) -> Response:

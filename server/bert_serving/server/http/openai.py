@@ -29,22 +29,28 @@ def parse_embeddings_request(served_model: str) -> EmbeddingsRequest:
     """Read and check the body; ``model`` defaults to the served model's name."""
     fields = json_object()
     if "input" not in fields:
-        raise ApiError(400, 'the field "input" is missing: a string or a list of strings')
+        raise ApiError(
+            400, 'the field "input" is missing: a string or a list of strings', param="input"
+        )
     model = fields.get("model", served_model)
     if not isinstance(model, str):
-        raise ApiError(400, f'"model" must be a string, got {type(model).__name__}')
+        raise ApiError(400, f'"model" must be a string, got {type(model).__name__}', param="model")
     encoding_format = fields.get("encoding_format", "float")
     if encoding_format not in ENCODING_FORMATS:
         raise ApiError(
-            400, f'"encoding_format" must be "float" or "base64", got {encoding_format!r}'
+            400,
+            f'"encoding_format" must be "float" or "base64", got {encoding_format!r}',
+            param="encoding_format",
         )
     dimensions = fields.get("dimensions")
     if dimensions is not None and (
         not isinstance(dimensions, int) or isinstance(dimensions, bool) or dimensions < 1
     ):
-        raise ApiError(400, f'"dimensions" must be a positive integer, got {dimensions!r}')
+        raise ApiError(
+            400, f'"dimensions" must be a positive integer, got {dimensions!r}', param="dimensions"
+        )
     if not isinstance(fields.get("user", ""), str):
-        raise ApiError(400, '"user" must be a string')
+        raise ApiError(400, '"user" must be a string', param="user")
     return EmbeddingsRequest(_input_texts(fields["input"]), model, encoding_format, dimensions)
 
 
@@ -52,13 +58,7 @@ def embeddings_answer(
     request: EmbeddingsRequest, vectors: np.ndarray, prompt_tokens: int
 ) -> dict[str, Any]:
     """The response body; refuses a ``dimensions`` the model cannot give."""
-    size = vectors.shape[1]
-    if request.dimensions is not None and request.dimensions != size:
-        raise ApiError(
-            400,
-            f'"dimensions" is {request.dimensions} but this model\'s embeddings have {size} '
-            "dimensions and cannot be shortened; omit it or pass that value",
-        )
+    check_dimensions(request.dimensions, vectors.shape[1], 400)
     data = [
         {"object": "embedding", "index": index, "embedding": _encoded(vector, request)}
         for index, vector in enumerate(vectors)
@@ -71,20 +71,41 @@ def embeddings_answer(
     }
 
 
+def check_dimensions(requested: int | None, size: int, status: int) -> None:
+    """Refuse a ``dimensions`` (OpenAI's and TEI's field) other than the model's size."""
+    if requested is not None and requested != size:
+        raise ApiError(
+            status,
+            f'"dimensions" is {requested} but this model\'s embeddings have {size} '
+            "dimensions and cannot be shortened; omit it or pass that value",
+            param="dimensions",
+        )
+
+
 def _input_texts(value: Any) -> list[str]:
     texts = [value] if isinstance(value, str) else value
     if not isinstance(texts, list):
-        raise ApiError(400, f'"input" must be a string or a list of strings, got {value!r:.60}')
+        raise ApiError(
+            400, f'"input" must be a string or a list of strings, got {value!r:.60}', param="input"
+        )
     if not texts:
-        raise ApiError(400, '"input" is an empty list: pass at least one string')
+        raise ApiError(400, '"input" is an empty list: pass at least one string', param="input")
     for index, text in enumerate(texts):
         where = "input" if isinstance(value, str) else f"input[{index}]"
         if isinstance(text, (int, list)) and not isinstance(text, bool):
-            raise ApiError(400, "token arrays are not supported: send the texts as strings")
+            raise ApiError(
+                400, "token arrays are not supported: send the texts as strings", param="input"
+            )
         if not isinstance(text, str):
-            raise ApiError(400, f"{where} must be a string, got {type(text).__name__}")
+            raise ApiError(
+                400, f"{where} must be a string, got {type(text).__name__}", param="input"
+            )
         if not text.strip():
-            raise ApiError(400, f"{where} is empty or only whitespace: there is nothing to embed")
+            raise ApiError(
+                400,
+                f"{where} is empty or only whitespace: there is nothing to embed",
+                param="input",
+            )
         require_unicode(text, where)
     return texts
 

@@ -21,9 +21,10 @@ def checked_texts(texts: Any, is_tokenized: bool) -> list:
     return texts
 
 
-def require_unicode(text: str, where: str) -> None:
+def require_unicode(text: str, where: str, status: int = 400) -> None:
     """JSON may carry lone surrogates (``"\\ud800"``), which no tokenizer can read."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        raise ApiError(400, f"{where} is not valid Unicode (it has a lone surrogate)") from None
+        message = f"{where} is not valid Unicode (it has a lone surrogate)"
+        raise ApiError(status, message) from None

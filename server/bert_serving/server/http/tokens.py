@@ -1,17 +1,23 @@
-"""Counting the tokens the model is fed, for the ``usage`` of OpenAI-style answers.
+"""The server's own tokenization in the proxy: token counts, lengths and TEI's ``/tokenize``.
 
-The proxy loads the server's own vocabulary and settings, so the count is exact: the
-word pieces plus [CLS] and [SEP], cut at the sequence length the workers use.
+The proxy loads the server's own vocabulary and settings, so what it counts is exactly what
+the model is fed: the word pieces plus [CLS] and [SEP], cut at the sequence length the
+workers use.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from collections.abc import Sequence
 
+import numpy as np
+
 from ..model.checkpoint import inspect_model
-from ..tokenization import BertTokenizer, build_features
+from ..tokenization import BertTokenizer, InputFeatures, build_features
+
+UNLIMITED = sys.maxsize
 
 
 class TokenCounter:
@@ -31,8 +37,34 @@ class TokenCounter:
         max_len = args.max_seq_len or spec.config.max_position_embeddings
         return cls(tokenizer, max_len, add_special_tokens=not args.no_special_token)
 
+    @property
+    def num_special_tokens(self) -> int:
+        """[CLS] and [SEP] around a single text, or nothing under -no_special_token."""
+        return 2 if self.add_special_tokens else 0
+
     def count(self, texts: Sequence[str]) -> int:
-        features = build_features(
-            texts, self.tokenizer, max_len=self.max_len, add_special_tokens=self.add_special_tokens
+        return int(self.lengths(texts).sum())
+
+    def lengths(self, texts: Sequence[str], limit: int | None = None) -> np.ndarray:
+        """Tokens of each text as the model is fed them (cut at max_len), or cut at ``limit``.
+
+        The arrays behind are as wide as the longest result, so a ``limit`` just past
+        max_len tells which texts are too long at a bounded cost.
+        """
+        return self.features(texts, self.add_special_tokens, limit).lengths
+
+    def features(
+        self, texts: Sequence[str], add_special_tokens: bool, limit: int | None = None
+    ) -> InputFeatures:
+        return build_features(
+            texts,
+            self.tokenizer,
+            max_len=limit or self.max_len,
+            add_special_tokens=add_special_tokens,
         )
-        return int(features.lengths.sum())
+
+    def tails(self, texts: Sequence[str]) -> list[list[str]]:
+        """The word pieces of each text, the last ones only when it is too long: TEI's
+        ``truncation_direction: left``, sent to the server as tokenized input."""
+        keep = self.max_len - self.num_special_tokens
+        return [pieces[-keep:] for pieces in self.tokenizer.tokenize_batch(texts)]

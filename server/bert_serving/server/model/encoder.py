@@ -28,6 +28,7 @@ from .checkpoint import (
 )
 from .errors import ModelError
 from .fit import settings_problems
+from .normalization import l2_normalized
 from .pooling import NO_POOLING, POOLED, pool
 from .precision import compute_dtype
 from .settings import EncoderSettings
@@ -130,7 +131,10 @@ class SentenceEncoder:
     def encode(self, texts: Texts, is_tokenized: bool = False) -> Encoding:
         """Encode a batch of strings (or of token lists, with ``is_tokenized``)."""
         features = self.featurize(texts, is_tokenized)
-        return Encoding(self.encode_features(features), features.tokens)
+        embeddings = self.encode_features(features)
+        if self.settings.normalize:  # -normalize: unit-length vectors (every token's, for NONE)
+            embeddings = l2_normalized(embeddings)
+        return Encoding(embeddings, features.tokens)
 
     def encode_features(self, features: InputFeatures) -> np.ndarray:
         order = np.argsort(features.lengths, kind="stable")

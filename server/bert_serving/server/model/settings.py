@@ -49,6 +49,7 @@ class EncoderSettings:
     no_special_token: bool = False
     no_position_embeddings: bool = False
     fixed_embed_length: bool = False
+    normalize: bool = False
     cased_tokenization: bool = False
     fp16: bool = False
     xla: bool = False

@@ -29,6 +29,7 @@ VECTOR_SETTINGS = (
     "cased_tokenization",
     "fp16",
     "precision",
+    "normalize",
 )
 HASH_BLOCK = 1 << 20
 

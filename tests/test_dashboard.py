@@ -48,6 +48,33 @@ STATUS = {  # the shape of a real SHOW_STATUS, trimmed to what the page reads
     "server_current_time": "2026-01-01 11:00:00.000000",
     "num_process": 4,
     "ready": True,
+    "num_workers_serving": 2,
+    "num_worker_losses": 1,
+    "num_worker_rejoins": 1,
+    "workers": [
+        {
+            "name": "gpu-a:41/0",
+            "host": "gpu-a",
+            "device": "GPU 0",
+            "remote": False,
+            "compute_dtype": "float16",
+            "state": "serving",
+            "parts_done": 12,
+            "last_heartbeat_s": 0.4,
+            "joined_s": 3600.0,
+        },
+        {
+            "name": "gpu-b:77/0",
+            "host": "gpu-b",
+            "device": "GPU 1",
+            "remote": True,
+            "compute_dtype": "float16",
+            "state": "serving",
+            "parts_done": 30,
+            "last_heartbeat_s": 0.9,
+            "joined_s": 60.0,
+        },
+    ],
     "model": {
         "hidden_size": 32,
         "num_hidden_layers": 3,
@@ -101,7 +128,7 @@ def test_live_dashboard_of_a_real_server(browser, google_model_dir):
             )
             assert attribute(browser, "server-ready", "data-ready") == "true"
             assert attribute(browser, "connection", "data-state") == "ok"
-            assert "worker 0 · CPU" in text(browser, "devices")
+            assert "/0 · CPU · local · " in text(browser, "devices")
             assert browser.find_element(
                 "css selector", '[data-argument="http_port"] dd'
             ).text == str(http_port)
@@ -135,7 +162,10 @@ def test_unreachable_server_is_shown_and_the_page_recovers(browser):
         browser.get(f"{stand_in.url}/dashboard")
         wait_until(lambda: text(browser, "server-version") == "9.8.7", 10, "the page is live")
         assert not browser.find_element("id", "unreachable").is_displayed()
-        assert text(browser, "devices") == "worker 0 · GPU 0\nworker 1 · GPU 1"
+        assert text(browser, "devices") == (
+            "gpu-a:41/0 · GPU 0 · local · 12 parts · heard 0.4 s ago\n"
+            "gpu-b:77/0 · GPU 1 · remote gpu-b · 30 parts · heard 0.9 s ago"
+        )
         assert text(browser, "stat-errors") == "1"
 
         failing["now"] = True

@@ -203,6 +203,7 @@ def test_health_when_the_server_answers(url):
     assert answer.status_code == 200
     assert answer.json()["status"] == "ok"
     assert answer.json()["ready"] is True
+    assert answer.json()["workers_serving"] == 1
 
 
 def test_health_and_metrics_when_no_server_answers(google_model_dir):
@@ -355,6 +356,13 @@ def test_metrics_count_requests_texts_errors_and_latency(url):
     for gauge in ("queued_parts", "in_flight_parts", "recent_requests_per_second"):
         assert metric(text, f"bert_server_{gauge}") >= 0
     assert metric(text, "bert_server_recent_requests_per_second") > 0
+    assert metric(text, "bert_server_workers_serving") == 1
+    assert metric(text, "bert_server_worker_losses_total") == 0
+    assert metric(text, "bert_server_worker_rejoins_total") == 0
+    (worker,) = requests.get(f"{url}/status/server").json()["workers"]
+    labels = f'{{device="CPU",host="{worker["host"]}",name="{worker["name"]}",remote="false"}}'
+    assert metric(text, f"bert_server_worker_parts_done_total{labels}") >= 1
+    assert metric(text, f"bert_server_worker_last_heartbeat_seconds{labels}") < 3
 
 
 @pytest.fixture(scope="module")

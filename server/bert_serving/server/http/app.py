@@ -174,6 +174,7 @@ def _add_status_routes(app: Flask, connection: ServerConnection, metrics: ProxyM
                 "status": "ok",
                 "ready": bool(config.get("ready")),
                 "server_version": str(config.get("server_version")),
+                "workers_serving": int(config.get("num_workers_serving", 0)),
             }
         )
 

@@ -11,7 +11,7 @@ import logging
 from typing import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from bert_serving.client import BertClientTimeoutError
 
@@ -34,6 +34,22 @@ SERVER_GAUGES = {
     ),
     "bert_server_recent_clients": ("clients seen recently", "num_recent_client"),
 }
+# counter name -> (help, SHOW_STATUS field it reads): what happened to workers
+WORKER_COUNTERS = {
+    "bert_server_worker_losses": (
+        "workers given up on (silent, hung or dead) since the server started",
+        "num_worker_losses",
+    ),
+    "bert_server_worker_rejoins": (
+        "workers that registered again after their session ended",
+        "num_worker_rejoins",
+    ),
+    "bert_server_worker_refusals": (
+        "worker registrations refused (their vectors would differ)",
+        "num_worker_refusals",
+    ),
+}
+WORKER_LABELS = ["name", "host", "device", "remote"]
 
 
 class ProxyMetrics:
@@ -87,10 +103,11 @@ class _ServerStatusCollector:
 
     def collect(self) -> Iterator[Metric]:
         try:
-            statistic = self._server_status()["statistic"]
+            status = self._server_status()
+            statistic = status["statistic"]
         except (BertClientTimeoutError, RuntimeError, KeyError) as err:
             self._logger.warning("metrics: no status from the server: %s", err)
-            statistic = None
+            status = statistic = None
         yield GaugeMetricFamily(
             "bert_server_up",
             "1 when the server answered its status at this scrape",
@@ -100,3 +117,29 @@ class _ServerStatusCollector:
             return
         for name, (description, key) in SERVER_GAUGES.items():
             yield GaugeMetricFamily(name, description, value=float(statistic[key]))
+        yield from _worker_metrics(status)
+
+
+def _worker_metrics(status: dict) -> Iterator[Metric]:
+    """How many workers serve, what happened to workers, and each worker's own numbers."""
+    workers = status.get("workers", [])
+    yield GaugeMetricFamily(
+        "bert_server_workers_serving", "workers registered and serving", value=len(workers)
+    )
+    for name, (description, key) in WORKER_COUNTERS.items():
+        yield CounterMetricFamily(name, description, value=float(status.get(key, 0)))
+    parts = CounterMetricFamily(
+        "bert_server_worker_parts_done", "parts a worker answered", labels=WORKER_LABELS
+    )
+    heartbeat = GaugeMetricFamily(
+        "bert_server_worker_last_heartbeat_seconds",
+        "seconds since the front last heard from a worker",
+        labels=WORKER_LABELS,
+    )
+    for worker in workers:
+        remote = "true" if worker["remote"] else "false"
+        labels = [worker["name"], worker["host"], worker["device"], remote]
+        parts.add_metric(labels, float(worker["parts_done"]))
+        heartbeat.add_metric(labels, float(worker["last_heartbeat_s"]))
+    yield parts
+    yield heartbeat

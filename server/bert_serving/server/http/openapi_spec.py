@@ -245,8 +245,12 @@ SCHEMAS: dict[str, Any] = {
         "required": ["status", "ready"],
         "properties": {
             "status": {"type": "string", "enum": ["ok"]},
-            "ready": {"type": "boolean", "description": "every worker has loaded"},
+            "ready": {"type": "boolean", "description": "every local worker has loaded"},
             "server_version": {"type": "string"},
+            "workers_serving": {
+                "type": "integer",
+                "description": "workers registered and serving, local and remote",
+            },
         },
     },
     "ClientStatus": {

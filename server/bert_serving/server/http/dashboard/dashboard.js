@@ -20,7 +20,8 @@ const KEY_STORAGE = "bert-serving-dashboard-key";
 const NOT_ARGUMENTS = new Set([
   "server_version", "tensorflow_version", "python_version", "pyzmq_version", "zmq_version",
   "server_start_time", "server_current_time", "num_process", "ready", "model", "statistic",
-  "client",
+  "client", "num_restarts", "workers", "num_workers_serving", "num_worker_losses",
+  "num_worker_rejoins", "num_worker_refusals",
 ]);
 
 const CHARTS = {
@@ -89,10 +90,6 @@ function formatValue(value) {
 
 function formatClock(date) {
   return date.toLocaleTimeString("en-GB", { hour12: false });
-}
-
-function deviceName(device) {
-  return device < 0 ? "CPU" : `GPU ${device}`;
 }
 
 // ---------- DOM helpers ----------
@@ -182,18 +179,24 @@ function renderModel(status) {
 }
 
 function renderDevices(status) {
-  const devices = Array.isArray(status.device_map) ? status.device_map : [];
-  const items = devices.map((device, worker) => {
+  // every registered worker, local or on another host, as the front sees it
+  const workers = Array.isArray(status.workers) ? status.workers : [];
+  const items = workers.map((worker) => {
     const item = document.createElement("li");
-    item.dataset.device = String(device);
-    item.textContent = `worker ${worker} · ${deviceName(device)}`;
+    item.dataset.device = worker.device === "CPU" ? "-1" : worker.device;
+    item.dataset.remote = String(Boolean(worker.remote));
+    const where = worker.remote ? `remote ${worker.host}` : "local";
+    item.textContent =
+      `${worker.name} · ${worker.device} · ${where} · ${worker.parts_done} parts · ` +
+      `heard ${formatValue(worker.last_heartbeat_s)} s ago`;
     return item;
   });
   byId("devices").replaceChildren(...items);
   const flags = ["xla", "fp16"].filter((flag) => status[flag]).join(", ") || "none";
   fillFacts("device-facts", [
-    ["Workers", formatValue(status.num_worker)],
-    ["Processes", formatValue(status.num_process)],
+    ["Workers serving", formatValue(status.num_workers_serving)],
+    ["Lost / rejoined", `${formatValue(status.num_worker_losses)} / ${formatValue(status.num_worker_rejoins)}`],
+    ["Local processes", formatValue(status.num_process)],
     ["Max batch size", formatValue(status.max_batch_size)],
     ["Options", flags],
   ]);

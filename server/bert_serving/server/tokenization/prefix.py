@@ -1,0 +1,159 @@
+"""The first wordpieces of a text without tokenizing all of it.
+
+The model keeps at most `max_seq_len` tokens, so a giant text (8 MB, 100 MB) need not go
+through the tokenizer whole: only a prefix does, one that yields the same first
+wordpieces as the whole text. Following Google's steps (clean, space out CJK ideographs,
+split on whitespace, then per word: lower-case, strip accents, split on punctuation,
+WordPiece), a prefix ending before `text[p]` is exact:
+
+- if `text[p]` is whitespace or a CJK ideograph: the text is split into words there
+  before any step that looks at a character's neighbours;
+- if `text[p]` is punctuation that lower-casing and NFD leave as it is and that is a
+  starter (combining class 0), when lower-casing is context free, i.e. the text is
+  cased or has no capital sigma (the only character Python lowers by its neighbours):
+  the prefix then normalizes to a prefix of the normalized text ending where a
+  punctuation split happens anyway.
+
+Before tokenizing, the prefix is also rid of characters that cannot make a token, which
+keeps a text of mostly such characters cheap: control and format characters (cleaning
+drops them first), repeated whitespace (splitting ignores the count), accents (Mn, which
+lower-casing drops after NFD; only when lower-casing is context free, as the cased
+U+0345 is an accent); and a
+run of more than `MAX_WORD_CHARS` ASCII letters and digits, whose piece is `[UNK]`
+however long it is, is shortened to `MAX_WORD_CHARS + 1` (when context free).
+
+The prefix starts at `START_CHARS_PER_PIECE` characters per wanted piece and grows 4x
+until it yields enough pieces or is the whole text. So the characters tokenized stay
+below 4/3 of the last prefix, which is at most 4x what the text needed plus the distance
+to the next cut. Only Basic Multilingual Plane characters serve as cuts or are removed
+(fewer cuts cost speed, never exactness): Python's regular expressions test a BMP-only
+class in constant time per character, so the scans that may read the whole text run at
+C speed (about 0.4 s per 100 MB here).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable
+from functools import lru_cache
+from typing import NamedTuple
+
+from .wordpiece import (
+    CJK_IDEOGRAPHS,
+    MAX_WORD_CHARS,
+    BertTokenizer,
+    Ranges,
+    WordPieces,
+    char_classes,
+    python_class,
+    to_ranges,
+)
+
+START_CHARS_PER_PIECE = 8
+MIN_START_CHARS = 256
+GROWTH = 4
+_CAPITAL_SIGMA = "\u03a3"
+_BMP_END = 0xFFFF
+_LONG_ASCII_RUN = re.compile(f"[A-Za-z0-9]{{{MAX_WORD_CHARS + 2},}}")
+
+
+class _Patterns(NamedTuple):
+    word_cuts: re.Pattern[str]  # exact in every text
+    cuts: re.Pattern[str]  # word cuts and stable punctuation: exact when context free
+    spaces: re.Pattern[str]  # a run of whitespace
+    dropped: re.Pattern[str]  # characters cleaning removes
+    dropped_or_accents: re.Pattern[str]  # and accents: removable when context free
+
+
+@lru_cache(maxsize=None)
+def _patterns() -> _Patterns:
+    classes = char_classes()
+    word_cuts = [*classes.spaces, *CJK_IDEOGRAPHS]
+    ideographs = {code for low, high in CJK_IDEOGRAPHS for code in range(low, high + 1)}
+    stable_punctuation = to_ranges(
+        code
+        for low, high in _bmp(classes.isolated)
+        for code in range(low, high + 1)
+        if code not in ideographs and _is_stable_punctuation(chr(code))
+    )
+
+    def pattern(ranges: Ranges, repeat: str = "") -> re.Pattern[str]:
+        return re.compile(python_class(_bmp(ranges)) + repeat)
+
+    return _Patterns(
+        pattern(word_cuts),
+        pattern(word_cuts + stable_punctuation),
+        pattern(classes.spaces, "+"),
+        pattern(classes.dropped, "+"),
+        pattern(classes.dropped + classes.accents, "+"),
+    )
+
+
+def _bmp(ranges: Ranges) -> Ranges:
+    return [(low, min(high, _BMP_END)) for low, high in ranges if low <= _BMP_END]
+
+
+def _is_stable_punctuation(char: str) -> bool:
+    """Punctuation that normalization keeps as itself and NFD reordering cannot cross."""
+    return (
+        unicodedata.combining(char) == 0
+        and char.lower() == char
+        and unicodedata.normalize("NFD", char) == char
+    )
+
+
+def encode_prefixes(tokenizer: BertTokenizer, texts: list[str], limit: int) -> list[WordPieces]:
+    """`tokenizer.encode_batch(texts)` with each text's pieces cut to `limit`, tokenizing
+    short texts in one batch call as before and long ones through `first_pieces`."""
+    start = _start_chars(limit)
+    short = [text for text in texts if len(text) <= start]
+    encoded = iter(tokenizer.encode_batch(short) if short else [])
+    return [
+        _cut(next(encoded), limit)
+        if len(text) <= start
+        else first_pieces(text, limit, tokenizer.encode_batch, tokenizer.lowercase)
+        for text in texts
+    ]
+
+
+def first_pieces(
+    text: str, limit: int, encode: Callable[[list[str]], list[WordPieces]], lowercase: bool
+) -> WordPieces:
+    """The first `limit` wordpieces of `text` (all of them if it has fewer), exactly as
+    `encode([text])[0]` cut to `limit`, tokenizing only a prefix of the text."""
+    context_free = not lowercase or _CAPITAL_SIGMA not in text
+    patterns = _patterns()
+    cuts = patterns.cuts if context_free else patterns.word_cuts
+    size = _start_chars(limit)
+    while True:
+        cut = cuts.search(text, size) if size < len(text) else None
+        prefix = text[: cut.start()] if cut else text
+        prefix = _without_tokenless_chars(prefix, context_free, lowercase and context_free)
+        pieces = encode([prefix])[0]
+        if cut is None or len(pieces.ids) >= limit:
+            return _cut(pieces, limit)
+        size = max(GROWTH * size, cut.start() + 1)
+
+
+def _without_tokenless_chars(text: str, context_free: bool, strip_accents: bool) -> str:
+    """`text` less what cannot change its wordpieces (see the module's docstring)."""
+    patterns = _patterns()
+    removable = patterns.dropped_or_accents if strip_accents else patterns.dropped
+    text = patterns.spaces.sub(" ", removable.sub("", text))
+    if context_free:
+        text = _LONG_ASCII_RUN.sub(_keep_unk_length, text)
+    return text
+
+
+def _keep_unk_length(run: re.Match[str]) -> str:
+    """A piece longer than MAX_WORD_CHARS is [UNK] whatever its length: keep just enough."""
+    return run.group()[: MAX_WORD_CHARS + 1]
+
+
+def _start_chars(limit: int) -> int:
+    return max(MIN_START_CHARS, START_CHARS_PER_PIECE * limit)
+
+
+def _cut(pieces: WordPieces, limit: int) -> WordPieces:
+    return WordPieces(pieces.tokens[:limit], pieces.ids[:limit])

@@ -284,3 +284,41 @@ def test_short_texts_still_go_in_one_batch_call(spied) -> None:
     features = build_features(["hello world", "a b ||| c", "x"], tokenizer, max_len=25)
     assert calls.call_count == 1
     assert np.all(features.lengths == [4, 6, 3])
+
+
+# ---------------------------------------------------------------- a real server
+
+
+@pytest.mark.slow
+def test_server_answers_a_giant_text_exactly_while_serving_another_client(google_model_dir):
+    """8 MB at -max_seq_len 25: the vector and tokens of the text cut short, and another
+    client streaming meanwhile gets every answer right. (How fast: docs/reliability.md;
+    the bound itself is asserted above, as tests may not time.)"""
+    import threading
+
+    from bert_serving.client import BertClient
+    from tests.servers import running_server
+
+    with running_server(google_model_dir, "-max_seq_len", "25", "-show_tokens_to_client") as server:
+        options = {"port": server.args.port, "port_out": server.args.port_out, "timeout": 60_000}
+        with BertClient(**options) as other, BertClient(check_length=False, **options) as giant:
+            expected = other.encode(["an ordinary sentence"])
+            answers, done = [], threading.Event()
+
+            def stream() -> None:
+                while not done.is_set():
+                    answers.append(other.encode(["an ordinary sentence"]))
+
+            streaming = threading.Thread(target=stream)
+            streaming.start()
+            try:
+                vector, tokens = giant.encode(["a b " * 2_000_000], show_tokens=True)
+            finally:
+                done.set()
+                streaming.join()
+            short_vector, short_tokens = giant.encode(["a b " * 20], show_tokens=True)
+    assert tokens == short_tokens and len(tokens[0]) == 25
+    np.testing.assert_allclose(vector, short_vector, atol=1e-6)
+    assert answers
+    for answer in answers:
+        np.testing.assert_allclose(answer, expected, atol=1e-5)

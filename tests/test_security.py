@@ -10,7 +10,7 @@ import pytest
 import requests
 import zmq.auth
 
-from bert_serving.client import BertClient, BertClientTimeoutError
+from bert_serving.client import BertClient, HandshakeError
 from tests.servers import free_ports, running_server
 from tests.test_server import raw_request
 
@@ -61,7 +61,7 @@ def test_curve_with_allowed_client_keys(google_model_dir, keys):
             },
             {},
         ):
-            with pytest.raises(BertClientTimeoutError):
+            with pytest.raises(HandshakeError, match="CURVE"):
                 client(server, **wrong)
         with client(
             server,
@@ -76,7 +76,7 @@ def test_curve_encryption_for_any_client(google_model_dir, keys):
         public = zmq.auth.load_certificate(keys["server"]["public"])[0]
         with client(server, curve_server_key=public.decode()) as bc:
             assert bc.encode(["encrypted"]).shape == (1, 32)
-        with pytest.raises(BertClientTimeoutError):
+        with pytest.raises(HandshakeError, match="requires CURVE"):
             client(server)
 
 

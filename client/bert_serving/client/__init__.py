@@ -5,12 +5,14 @@ __version__ = "2.0.0"
 from .client import BertClient, Response
 from .concurrent import ConcurrentBertClient
 from .errors import BertClientTimeoutError, BertServerError, VersionMismatchError
+from .handshake import HandshakeError
 
 __all__ = [
     "BertClient",
     "BertClientTimeoutError",
     "BertServerError",
     "ConcurrentBertClient",
+    "HandshakeError",
     "Response",
     "VersionMismatchError",
     "__version__",

@@ -140,8 +140,10 @@ def _without_tokenless_chars(text: str, context_free: bool, strip_accents: bool)
     """`text` less what cannot change its wordpieces (see the module's docstring)."""
     patterns = _patterns()
     removable = patterns.dropped_or_accents if strip_accents else patterns.dropped
+    if context_free:  # first, as the fastest scan, and shrinking a giant word at once
+        text = _LONG_ASCII_RUN.sub(_keep_unk_length, text)
     text = patterns.spaces.sub(" ", removable.sub("", text))
-    if context_free:
+    if context_free:  # again: removing accents may have joined runs
         text = _LONG_ASCII_RUN.sub(_keep_unk_length, text)
     return text
 

@@ -23,7 +23,6 @@ from bert_serving.client.handshake import (
     failure_message,
 )
 from tests import test_security
-from tests.servers import running_server
 
 keys = test_security.keys  # the fixture of the key files, shared
 CLIENT = KeyOptions()
@@ -207,13 +206,7 @@ def _resolve(options: dict, keys) -> dict:
 @pytest.mark.slow
 @pytest.mark.timeout(180)  # the clients wait forever unless the handshake error ends it
 def test_client_and_terminate_name_the_cause_at_once(google_model_dir, keys):
-    with running_server(
-        google_model_dir,
-        "-curve_secret_key",
-        keys["server"]["secret"],
-        "-curve_client_keys",
-        keys["allowed"],
-    ) as server:
+    with test_security.allowlisting_server(google_model_dir, keys) as server:
         ports = {"port": server.args.port, "port_out": server.args.port_out}
         for name, (options, message) in WRONG_SETTINGS.items():
             kwargs = _resolve(options, keys)

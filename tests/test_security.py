@@ -35,14 +35,19 @@ def client(server, **kwargs) -> BertClient:
     return BertClient(port=server.args.port, port_out=server.args.port_out, timeout=3000, **kwargs)
 
 
-def test_curve_with_allowed_client_keys(google_model_dir, keys):
-    with running_server(
-        google_model_dir,
+def allowlisting_server(model_dir, keys):
+    """A server that encrypts and lets in only the allowed client's key."""
+    return running_server(
+        model_dir,
         "-curve_secret_key",
         keys["server"]["secret"],
         "-curve_client_keys",
         keys["allowed"],
-    ) as server:
+    )
+
+
+def test_curve_with_allowed_client_keys(google_model_dir, keys):
+    with allowlisting_server(google_model_dir, keys) as server:
         with client(
             server,
             curve_server_key=keys["server"]["public"],

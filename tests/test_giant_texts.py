@@ -234,8 +234,9 @@ def test_giant_pair_tokenizes_each_side_only_up_to_the_start_prefix(spied) -> No
         ("你好。", 2_000_000, ""),
         ("ΑΣ. ", 2_000_000, ""),  # a capital sigma: word cuts only
         ("、", 8_000_000, ""),
+        ("\U00020000\U0002a700", 2_000_000, ""),  # ideographs beyond the BMP
     ],
-    ids=["giant-word", "tokenless", "cjk", "capital-sigma", "punctuation"],
+    ids=["giant-word", "tokenless", "cjk", "capital-sigma", "punctuation", "cjk-astral"],
 )
 def test_adversarial_giant_texts_stay_exact_and_bounded(
     spied, pattern: str, repeat: int, suffix: str

@@ -25,10 +25,10 @@ however long it is, is shortened to `MAX_WORD_CHARS + 1` (when context free).
 The prefix starts at `START_CHARS_PER_PIECE` characters per wanted piece and grows 4x
 until it yields enough pieces or is the whole text. So the characters tokenized stay
 below 4/3 of the last prefix, which is at most 4x what the text needed plus the distance
-to the next cut. Only Basic Multilingual Plane characters serve as cuts or are removed
-(fewer cuts cost speed, never exactness): Python's regular expressions test a BMP-only
-class in constant time per character, so the scans that may read the whole text run at
-C speed (about 0.4 s per 100 MB here).
+to the next cut. Python's regular expressions test a class of Basic Multilingual Plane
+characters in constant time per character, so the classes keep to the BMP (fewer cuts
+cost speed, never exactness) and the CJK ideographs beyond it are searched for apart; the
+scans that may read the whole text run at C speed (about 0.4 s per 100 MB here).
 """
 
 from __future__ import annotations
@@ -60,6 +60,7 @@ _LONG_ASCII_RUN = re.compile(f"[A-Za-z0-9]{{{MAX_WORD_CHARS + 2},}}")
 
 class _Patterns(NamedTuple):
     word_cuts: re.Pattern[str]  # exact in every text
+    astral_word_cuts: re.Pattern[str]  # the CJK ideographs beyond the BMP, searched apart
     cuts: re.Pattern[str]  # word cuts and stable punctuation: exact when context free
     spaces: re.Pattern[str]  # a run of whitespace
     dropped: re.Pattern[str]  # characters cleaning removes
@@ -81,8 +82,10 @@ def _patterns() -> _Patterns:
     def pattern(ranges: Ranges, repeat: str = "") -> re.Pattern[str]:
         return re.compile(python_class(_bmp(ranges)) + repeat)
 
+    astral_ideographs = [(low, high) for low, high in CJK_IDEOGRAPHS if low > _BMP_END]
     return _Patterns(
         pattern(word_cuts),
+        re.compile(python_class(astral_ideographs)),
         pattern(word_cuts + stable_punctuation),
         pattern(classes.spaces, "+"),
         pattern(classes.dropped, "+"),
@@ -127,13 +130,27 @@ def first_pieces(
     cuts = patterns.cuts if context_free else patterns.word_cuts
     size = _start_chars(limit)
     while True:
-        cut = cuts.search(text, size) if size < len(text) else None
-        prefix = text[: cut.start()] if cut else text
-        prefix = _without_tokenless_chars(prefix, context_free, lowercase and context_free)
+        cut = _next_cut(text, size, cuts)
+        prefix = _without_tokenless_chars(text[:cut], context_free, lowercase and context_free)
         pieces = encode([prefix])[0]
         if cut is None or len(pieces.ids) >= limit:
             return _cut(pieces, limit)
-        size = max(GROWTH * size, cut.start() + 1)
+        size = max(GROWTH * size, cut + 1)
+
+
+def _next_cut(text: str, start: int, cuts: re.Pattern[str]) -> int | None:
+    """A cut at or after `start` (the first BMP one), None if there is none.
+
+    Ideographs beyond the BMP would slow every character's test as part of `cuts`, so
+    they are searched for apart, and only as far as `start` again (before the first BMP
+    cut): far enough for a text made of them, and cheap for any other giant text."""
+    if start >= len(text):
+        return None
+    found = cuts.search(text, start)
+    end = found.start() if found else len(text)
+    window_end = min(end, 2 * start + MIN_START_CHARS)
+    astral = _patterns().astral_word_cuts.search(text, start, window_end)
+    return astral.start() if astral else (found.start() if found else None)
 
 
 def _without_tokenless_chars(text: str, context_free: bool, strip_accents: bool) -> str:

@@ -89,6 +89,8 @@ FRAGMENTS = [
     "你好",
     "中",
     "\U00020000",
+    "ab\U00020000cd",  # ideographs inside words: the cut must fall right before them
+    "ab中cd",
     "\x00",
     "\u200b",
     "\ufffd",
@@ -112,7 +114,7 @@ FRAGMENT_TEXTS = st.lists(
 MAX_LENS = st.one_of(st.integers(3, 8), st.integers(3, 40))
 
 
-@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     text=FRAGMENT_TEXTS,
     max_len=MAX_LENS,
@@ -151,6 +153,28 @@ def test_first_pieces_are_the_whole_texts_first_pieces(
         bounded = prefix_module.encode_prefixes(tokenizer, [text], limit)[0]
     assert bounded.tokens == whole.tokens[:limit]
     assert bounded.ids == whole.ids[:limit]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    text=FRAGMENT_TEXTS,
+    tokenizer_key=st.sampled_from([("minilm", True), ("small", True), ("small", False)]),
+)
+def test_every_cut_keeps_the_first_pieces_and_cleaning_keeps_them_all(
+    text: str, tokenizer_key: tuple[str, bool]
+) -> None:
+    """The lemma behind the bound, at every position: a prefix ending at any cut the
+    scan may choose tokenizes to a prefix of the text's pieces, and removing what makes
+    no token changes no piece."""
+    tokenizer = _tokenizer(*tokenizer_key)
+    rules = prefix_module._rules(text, tokenizer.lowercase)
+    cuts = {prefix_module._next_cut(text, start, rules.cuts) for start in range(len(text))}
+    prefixes = [text[:cut] for cut in sorted(cuts - {None})]
+    whole, *cut_pieces = tokenizer.tokenize_batch([text, *prefixes])
+    for prefix, pieces in zip(prefixes, cut_pieces):
+        assert pieces == whole[: len(pieces)], repr(prefix)
+    cleaned = [prefix_module._without_tokenless_chars(t, rules) for t in [text, *prefixes]]
+    assert tokenizer.tokenize_batch(cleaned) == [whole, *cut_pieces]
 
 
 @given(

@@ -125,17 +125,29 @@ def first_pieces(
 ) -> WordPieces:
     """The first `limit` wordpieces of `text` (all of them if it has fewer), exactly as
     `encode([text])[0]` cut to `limit`, tokenizing only a prefix of the text."""
-    context_free = not lowercase or _CAPITAL_SIGMA not in text
-    patterns = _patterns()
-    cuts = patterns.cuts if context_free else patterns.word_cuts
+    rules = _rules(text, lowercase)
     size = _start_chars(limit)
     while True:
-        cut = _next_cut(text, size, cuts)
-        prefix = _without_tokenless_chars(text[:cut], context_free, lowercase and context_free)
-        pieces = encode([prefix])[0]
+        cut = _next_cut(text, size, rules.cuts)
+        pieces = encode([_without_tokenless_chars(text[:cut], rules)])[0]
         if cut is None or len(pieces.ids) >= limit:
             return _cut(pieces, limit)
         size = max(GROWTH * size, cut + 1)
+
+
+class _Rules(NamedTuple):
+    """What may be done to one text (see the module's docstring)."""
+
+    cuts: re.Pattern[str]
+    context_free: bool  # stable punctuation cuts, giant ASCII words shortened
+    strip_accents: bool  # accents removed before tokenizing
+
+
+def _rules(text: str, lowercase: bool) -> _Rules:
+    context_free = not lowercase or _CAPITAL_SIGMA not in text
+    patterns = _patterns()
+    cuts = patterns.cuts if context_free else patterns.word_cuts
+    return _Rules(cuts, context_free, lowercase and context_free)
 
 
 def _next_cut(text: str, start: int, cuts: re.Pattern[str]) -> int | None:
@@ -153,14 +165,14 @@ def _next_cut(text: str, start: int, cuts: re.Pattern[str]) -> int | None:
     return astral.start() if astral else (found.start() if found else None)
 
 
-def _without_tokenless_chars(text: str, context_free: bool, strip_accents: bool) -> str:
+def _without_tokenless_chars(text: str, rules: _Rules) -> str:
     """`text` less what cannot change its wordpieces (see the module's docstring)."""
     patterns = _patterns()
-    removable = patterns.dropped_or_accents if strip_accents else patterns.dropped
-    if context_free:  # first, as the fastest scan, and shrinking a giant word at once
+    removable = patterns.dropped_or_accents if rules.strip_accents else patterns.dropped
+    if rules.context_free:  # first, as the fastest scan, and shrinking a giant word at once
         text = _LONG_ASCII_RUN.sub(_keep_unk_length, text)
     text = patterns.spaces.sub(" ", removable.sub("", text))
-    if context_free:  # again: removing accents may have joined runs
+    if rules.context_free:  # again: removing accents may have joined runs
         text = _LONG_ASCII_RUN.sub(_keep_unk_length, text)
     return text
 

@@ -15,7 +15,7 @@ import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
-from bert_serving.client import BertClient, HandshakeError
+from bert_serving.client import BertClient, HandshakeError, handshake
 from bert_serving.client.handshake import (
     NO_DETAIL_FAILURES_TO_RAISE,
     HandshakeWatch,
@@ -32,6 +32,20 @@ MISMATCH = zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH
 
 
 # ---------------------------------------------------------------- the messages
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "EVENT_HANDSHAKE_FAILED_NO_DETAIL",
+        "EVENT_HANDSHAKE_SUCCEEDED",
+        "EVENT_HANDSHAKE_FAILED_PROTOCOL",
+        "EVENT_HANDSHAKE_FAILED_AUTH",
+        "PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH",
+    ],
+)
+def test_spelled_out_constants_are_libzmqs(name: str) -> None:
+    assert getattr(handshake, name) == getattr(zmq, name)
 
 
 def test_a_plain_client_of_a_curve_server_is_told_to_pass_the_keys() -> None:

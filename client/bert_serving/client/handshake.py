@@ -16,11 +16,19 @@ from dataclasses import dataclass, field
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
+# libzmq's values (zmq.h of 4.3), spelled out because the client supports pyzmq releases
+# older than these names; a libzmq before 4.3 never reports them, and then a mismatch
+# ends in the timeout as before
+EVENT_HANDSHAKE_FAILED_NO_DETAIL = 0x0800
+EVENT_HANDSHAKE_SUCCEEDED = 0x1000
+EVENT_HANDSHAKE_FAILED_PROTOCOL = 0x2000
+EVENT_HANDSHAKE_FAILED_AUTH = 0x4000
+PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH = 0x11000002
 WATCHED_EVENTS = (
-    zmq.EVENT_HANDSHAKE_SUCCEEDED
-    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
-    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
-    | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+    EVENT_HANDSHAKE_SUCCEEDED
+    | EVENT_HANDSHAKE_FAILED_NO_DETAIL
+    | EVENT_HANDSHAKE_FAILED_PROTOCOL
+    | EVENT_HANDSHAKE_FAILED_AUTH
 )
 # A connection lost during any handshake (a server stopping, say) is also reported as
 # "no detail"; a server that cannot decrypt a CURVE hello (a wrong server key) closes the
@@ -47,14 +55,14 @@ def failure_message(
     """What a handshake-failure event means and how to fix it; None when one such event
     does not prove a mismatch (a connection lost during the handshake)."""
     server_key, client_keys = options.server_key, options.client_keys
-    if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+    if event == EVENT_HANDSHAKE_FAILED_AUTH:
         return (
             f"the server at {endpoint} refused this client's CURVE key (ZAP status {value}): "
             f"pass {client_keys} with a key pair whose public key is in the server's "
             "-curve_client_keys folder"
         )
-    if event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
-        if value != zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH:
+    if event == EVENT_HANDSHAKE_FAILED_PROTOCOL:
+        if value != PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH:
             return (
                 f"the peer at {endpoint} broke the ZeroMQ handshake (protocol error "
                 f"{value:#x}): is it a bert-as-service server, and are the ip and ports right?"
@@ -69,7 +77,7 @@ def failure_message(
             f"server's public key) and, if the server only accepts listed clients, "
             f"{client_keys} (this client's .key_secret file)"
         )
-    if event == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL and uses_curve:
+    if event == EVENT_HANDSHAKE_FAILED_NO_DETAIL and uses_curve:
         return (
             f"the server at {endpoint} drops this client's CURVE handshake: {server_key} is "
             "most likely not the public key of this server's -curve_secret_key"
@@ -140,11 +148,11 @@ class HandshakeWatch:
 
     def _record(self, monitor: _Monitor, message: dict) -> None:
         event, value = int(message["event"]), int(message["value"])
-        if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+        if event == EVENT_HANDSHAKE_SUCCEEDED:
             monitor.succeeded, monitor.failures_without_detail, monitor.error = True, 0, None
             return
         monitor.succeeded = False
-        if event == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+        if event == EVENT_HANDSHAKE_FAILED_NO_DETAIL:
             monitor.failures_without_detail += 1
             if monitor.failures_without_detail < NO_DETAIL_FAILURES_TO_RAISE:
                 return

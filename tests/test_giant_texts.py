@@ -73,6 +73,11 @@ FRAGMENTS = [
     "ΟΔΟΣ.",
     "Β",  # a cased letter after punctuation makes a capital sigma before it non-final
     "ΑΣ.Β",
+    "ΑΣ,Β",
+    "Α" * 120 + "Σ",  # a long run of cased letters with a sigma
+    "ΣΑ" * 60,
+    "İ" * 110,
+    "1" * 110 + "a'Σ",  # digits are not cased: a run of them must not hide the cased "a"
     "ς",
     " ",
     "  ",
@@ -256,11 +261,22 @@ def test_giant_pair_tokenizes_each_side_only_up_to_the_start_prefix(spied) -> No
         ("a", 8_000_000, " hello"),  # one giant word: [UNK]
         ("\u0301 \u200b", 2_000_000, "hello"),  # only characters that make no token
         ("你好。", 2_000_000, ""),
-        ("ΑΣ. ", 2_000_000, ""),  # a capital sigma: word cuts only
+        ("ΑΣ. ", 2_000_000, ""),  # a capital sigma: "." may not cut...
+        ("ΑΣ,", 2_000_000, ""),  # ... "," may
+        ("ΑΣ", 4_000_000, " hello"),  # a giant word of cased letters with sigmas
         ("、", 8_000_000, ""),
         ("\U00020000\U0002a700", 2_000_000, ""),  # ideographs beyond the BMP
     ],
-    ids=["giant-word", "tokenless", "cjk", "capital-sigma", "punctuation", "cjk-astral"],
+    ids=[
+        "giant-word",
+        "tokenless",
+        "cjk",
+        "sigma-dot",
+        "sigma-comma",
+        "sigma-word",
+        "punctuation",
+        "cjk-astral",
+    ],
 )
 def test_adversarial_giant_texts_stay_exact_and_bounded(
     spied, pattern: str, repeat: int, suffix: str
@@ -269,7 +285,8 @@ def test_adversarial_giant_texts_stay_exact_and_bounded(
     the oracle tokenizes a short text with the same first tokens."""
     tokenizer, spy = spied
     features = build_features([pattern * repeat + suffix], tokenizer, max_len=25)
-    short = pattern * min(repeat, 30 if len(pattern) > 1 else MAX_WORD_CHARS + 1) + suffix
+    # long enough for 23 tokens, and for a word longer than MAX_WORD_CHARS
+    short = pattern * min(repeat, max(30, (MAX_WORD_CHARS + 2) // len(pattern) + 1)) + suffix
     assert features.tokens == [_reference_tokens(short, tokenizer, 25, specials=True)]
     assert spy.chars <= 4 * prefix_module._start_chars(23)
 

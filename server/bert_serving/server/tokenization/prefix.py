@@ -9,18 +9,19 @@ WordPiece), a prefix ending before `text[p]` is exact:
 - if `text[p]` is whitespace or a CJK ideograph: the text is split into words there
   before any step that looks at a character's neighbours;
 - if `text[p]` is punctuation that lower-casing and NFD leave as it is and that is a
-  starter (combining class 0), when lower-casing is context free, i.e. the text is
-  cased or has no capital sigma (the only character Python lowers by its neighbours):
-  the prefix then normalizes to a prefix of the normalized text ending where a
-  punctuation split happens anyway.
+  starter (combining class 0): the prefix then normalizes to a prefix of the normalized
+  text ending where a punctuation split happens anyway. This needs lower-casing to be
+  context free, i.e. the text to be cased or to have no capital sigma (the only
+  character Python lowers by its neighbours), or else the punctuation to end a sigma's
+  context (is not case-ignorable: "," ends it, "." does not).
 
 Before tokenizing, the prefix is also rid of characters that cannot make a token, which
 keeps a text of mostly such characters cheap: control and format characters (cleaning
 drops them first), repeated whitespace (splitting ignores the count), accents (Mn, which
 lower-casing drops after NFD; only when lower-casing is context free, as the cased
-U+0345 is an accent); and a
-run of more than `MAX_WORD_CHARS` ASCII letters and digits, whose piece is `[UNK]`
-however long it is, is shortened to `MAX_WORD_CHARS + 1` (when context free).
+U+0345 is an accent). And a run of more than `MAX_WORD_CHARS + 1` cased letters that
+each normalize to one cased letter (and digits, when context free), whose piece is
+`[UNK]` however long it is, is shortened to `MAX_WORD_CHARS + 1` of them.
 
 The prefix starts at `START_CHARS_PER_PIECE` characters per wanted piece and grows 4x
 until it yields enough pieces or is the whole text. So the characters tokenized stay
@@ -47,6 +48,7 @@ from .wordpiece import (
     WordPieces,
     char_classes,
     python_class,
+    python_normalize,
     to_ranges,
 )
 
@@ -55,13 +57,15 @@ MIN_START_CHARS = 256
 GROWTH = 4
 _CAPITAL_SIGMA = "\u03a3"
 _BMP_END = 0xFFFF
-_LONG_ASCII_RUN = re.compile(f"[A-Za-z0-9]{{{MAX_WORD_CHARS + 2},}}")
+_CASED_LETTERS = ("Lu", "Ll", "Lt")
+_DIGITS = [(ord("0"), ord("9"))]
 
 
 class _Patterns(NamedTuple):
     word_cuts: re.Pattern[str]  # exact in every text
     astral_word_cuts: re.Pattern[str]  # the CJK ideographs beyond the BMP, searched apart
     cuts: re.Pattern[str]  # word cuts and stable punctuation: exact when context free
+    sigma_safe_cuts: re.Pattern[str]  # word cuts and punctuation that ends a sigma's context
     spaces: re.Pattern[str]  # a run of whitespace
     dropped: re.Pattern[str]  # characters cleaning removes
     dropped_or_accents: re.Pattern[str]  # and accents: removable when context free
@@ -72,12 +76,13 @@ def _patterns() -> _Patterns:
     classes = char_classes()
     word_cuts = [*classes.spaces, *CJK_IDEOGRAPHS]
     ideographs = {code for low, high in CJK_IDEOGRAPHS for code in range(low, high + 1)}
-    stable_punctuation = to_ranges(
+    stable = [
         code
         for low, high in _bmp(classes.isolated)
         for code in range(low, high + 1)
         if code not in ideographs and _is_stable_punctuation(chr(code))
-    )
+    ]
+    sigma_safe = [code for code in stable if _ends_sigma_context(chr(code))]
 
     def pattern(ranges: Ranges, repeat: str = "") -> re.Pattern[str]:
         return re.compile(python_class(_bmp(ranges)) + repeat)
@@ -86,7 +91,8 @@ def _patterns() -> _Patterns:
     return _Patterns(
         pattern(word_cuts),
         re.compile(python_class(astral_ideographs)),
-        pattern(word_cuts + stable_punctuation),
+        pattern(word_cuts + to_ranges(stable)),
+        pattern(word_cuts + to_ranges(sigma_safe)),
         pattern(classes.spaces, "+"),
         pattern(classes.dropped, "+"),
         pattern(classes.dropped + classes.accents, "+"),
@@ -95,6 +101,36 @@ def _patterns() -> _Patterns:
 
 def _bmp(ranges: Ranges) -> Ranges:
     return [(low, min(high, _BMP_END)) for low, high in ranges if low <= _BMP_END]
+
+
+def _ends_sigma_context(char: str) -> bool:
+    """Whether Python lowers a capital sigma before `char` as a word's last letter even
+    when a letter follows: `char` is not case-ignorable, so the sigma cannot see past it."""
+    return ("\u0391" + _CAPITAL_SIGMA + char + "\u0391").lower()[1] == "\u03c2"
+
+
+@lru_cache(maxsize=None)
+def _long_run(lowercase: bool, context_free: bool) -> re.Pattern[str]:
+    """A run of more than MAX_WORD_CHARS + 1 characters that each normalize to exactly
+    one cased letter (or digit, when context free): its piece is [UNK] however long the
+    run is, and a cased letter (never case-ignorable) ends a sigma's context the same way
+    whichever one it is, so keeping MAX_WORD_CHARS + 1 of them changes no token."""
+    letters = to_ranges(
+        code for code in range(_BMP_END + 1) if _is_plain_letter(chr(code), lowercase)
+    )
+    ranges = letters + _DIGITS if context_free else letters
+    return re.compile(python_class(ranges) + f"{{{MAX_WORD_CHARS + 2},}}")
+
+
+def _is_plain_letter(char: str, lowercase: bool) -> bool:
+    if unicodedata.category(char) not in _CASED_LETTERS or unicodedata.combining(char):
+        return False
+    normalized = python_normalize(char, lowercase)
+    return (
+        len(normalized) == 1
+        and unicodedata.category(normalized) in _CASED_LETTERS
+        and not unicodedata.combining(normalized)
+    )
 
 
 def _is_stable_punctuation(char: str) -> bool:
@@ -139,15 +175,15 @@ class _Rules(NamedTuple):
     """What may be done to one text (see the module's docstring)."""
 
     cuts: re.Pattern[str]
-    context_free: bool  # stable punctuation cuts, giant ASCII words shortened
+    long_run: re.Pattern[str]  # shortened to MAX_WORD_CHARS + 1
     strip_accents: bool  # accents removed before tokenizing
 
 
 def _rules(text: str, lowercase: bool) -> _Rules:
     context_free = not lowercase or _CAPITAL_SIGMA not in text
     patterns = _patterns()
-    cuts = patterns.cuts if context_free else patterns.word_cuts
-    return _Rules(cuts, context_free, lowercase and context_free)
+    cuts = patterns.cuts if context_free else patterns.sigma_safe_cuts
+    return _Rules(cuts, _long_run(lowercase, context_free), lowercase and context_free)
 
 
 def _next_cut(text: str, start: int, cuts: re.Pattern[str]) -> int | None:
@@ -169,12 +205,9 @@ def _without_tokenless_chars(text: str, rules: _Rules) -> str:
     """`text` less what cannot change its wordpieces (see the module's docstring)."""
     patterns = _patterns()
     removable = patterns.dropped_or_accents if rules.strip_accents else patterns.dropped
-    if rules.context_free:  # first, as the fastest scan, and shrinking a giant word at once
-        text = _LONG_ASCII_RUN.sub(_keep_unk_length, text)
+    text = rules.long_run.sub(_keep_unk_length, text)  # first: it shrinks a giant word
     text = patterns.spaces.sub(" ", removable.sub("", text))
-    if rules.context_free:  # again: removing accents may have joined runs
-        text = _LONG_ASCII_RUN.sub(_keep_unk_length, text)
-    return text
+    return rules.long_run.sub(_keep_unk_length, text)  # removals may have joined runs
 
 
 def _keep_unk_length(run: re.Match[str]) -> str:

@@ -114,7 +114,7 @@ def _rust_normalizer(lowercase: bool) -> normalizers.Normalizer:
     return normalizers.Sequence(steps)
 
 
-def _python_normalize(text: str, lowercase: bool) -> str:
+def python_normalize(text: str, lowercase: bool) -> str:
     """Google's cleaning, lower-casing and accent stripping, with Python's own tables."""
     text = text.translate(_clean_table())
     if lowercase:
@@ -245,7 +245,7 @@ class BertTokenizer:
         return [WordPieces(encoding.tokens, encoding.ids) for encoding in encodings]
 
     def _encode_slow(self, text: str) -> WordPieces:
-        normalized = _python_normalize(text, self._lowercase)
+        normalized = python_normalize(text, self._lowercase)
         tokens = [
             piece
             for word in normalized.split()

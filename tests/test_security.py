@@ -10,7 +10,7 @@ import pytest
 import requests
 import zmq.auth
 
-from bert_serving.client import BertClient, BertClientTimeoutError
+from bert_serving.client import BertClient, HandshakeError
 from tests.servers import free_ports, running_server
 from tests.test_server import raw_request
 
@@ -35,15 +35,20 @@ def client(server, **kwargs) -> BertClient:
     return BertClient(port=server.args.port, port_out=server.args.port_out, timeout=3000, **kwargs)
 
 
-@pytest.mark.slow
-def test_curve_with_allowed_client_keys(google_model_dir, keys):
-    with running_server(
-        google_model_dir,
+def allowlisting_server(model_dir, keys):
+    """A server that encrypts and lets in only the allowed client's key."""
+    return running_server(
+        model_dir,
         "-curve_secret_key",
         keys["server"]["secret"],
         "-curve_client_keys",
         keys["allowed"],
-    ) as server:
+    )
+
+
+@pytest.mark.slow
+def test_curve_with_allowed_client_keys(google_model_dir, keys):
+    with allowlisting_server(google_model_dir, keys) as server:
         with client(
             server,
             curve_server_key=keys["server"]["public"],
@@ -62,7 +67,7 @@ def test_curve_with_allowed_client_keys(google_model_dir, keys):
             },
             {},
         ):
-            with pytest.raises(BertClientTimeoutError):
+            with pytest.raises(HandshakeError, match="CURVE"):
                 client(server, **wrong)
         with client(
             server,
@@ -78,7 +83,7 @@ def test_curve_encryption_for_any_client(google_model_dir, keys):
         public = zmq.auth.load_certificate(keys["server"]["public"])[0]
         with client(server, curve_server_key=public.decode()) as bc:
             assert bc.encode(["encrypted"]).shape == (1, 32)
-        with pytest.raises(BertClientTimeoutError):
+        with pytest.raises(HandshakeError, match="requires CURVE"):
             client(server)
 
 

@@ -6,6 +6,7 @@ from .async_client import AsyncBertClient, AsyncBertClientTimeoutError
 from .client import BertClient, Response
 from .concurrent import ConcurrentBertClient
 from .errors import BertClientTimeoutError, BertServerError, VersionMismatchError
+from .handshake import HandshakeError
 
 __all__ = [
     "AsyncBertClient",
@@ -14,6 +15,7 @@ __all__ = [
     "BertClientTimeoutError",
     "BertServerError",
     "ConcurrentBertClient",
+    "HandshakeError",
     "Response",
     "VersionMismatchError",
     "__version__",

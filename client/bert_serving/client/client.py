@@ -16,6 +16,7 @@ from .checks import check_server_version, check_texts, server_sends_tokens, warn
 from .chunks import chunk_spans, join_rows, join_tokens
 from .deadlines import deadline_after, earliest, has_passed
 from .errors import BertClientTimeoutError
+from .handshake import HandshakeWatch, WatchedSocket
 from .mailbox import Mailbox
 from .progress import progress_bar
 from .protocol import (
@@ -100,20 +101,24 @@ class BertClient:
         self._closed = False
         curve = curve_client_options(curve_server_key, curve_client_keys)
         self._context = zmq.Context()
+        # a refused handshake (CURVE settings that differ) raises HandshakeError from waits
+        handshakes = HandshakeWatch(uses_curve=bool(curve))
         self._sender = self._context.socket(zmq.PUSH)
         for option, value in curve.items():
             self._sender.setsockopt(option, value)
         self._sender.setsockopt(zmq.LINGER, 0)
         if timeout > 0:
             self._sender.setsockopt(zmq.SNDTIMEO, timeout)
+        handshakes.watch(self._sender)
         self._sender.connect(f"tcp://{ip}:{port}")
         receiver = self._context.socket(zmq.SUB)
         for option, value in curve.items():
             receiver.setsockopt(option, value)
         receiver.setsockopt(zmq.LINGER, 0)
         receiver.setsockopt(zmq.SUBSCRIBE, self.identity)
+        handshakes.watch(receiver)
         receiver.connect(f"tcp://{ip}:{port_out}")
-        self._mailbox = Mailbox(receiver, self.identity)
+        self._mailbox = Mailbox(WatchedSocket(receiver, handshakes), self.identity)
         self._config: dict | None = None
         if not ignore_all_checks:
             try:

@@ -8,6 +8,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
+from .prefix import encode_prefixes
 from .wordpiece import CLS_TOKEN, SEP_TOKEN, UNK_TOKEN, BertTokenizer, WordPieces
 
 PAIR_SEPARATOR = " ||| "  # splits a string into sentences A and B (first occurrence)
@@ -42,24 +43,36 @@ def build_features(
     Strings are tokenized in a single batch call because the server does this for
     every request; pre-tokenized tokens are looked up as they are (no lower-casing).
     """
-    pairs = _tokenized_pairs(texts, tokenizer) if is_tokenized else _string_pairs(texts, tokenizer)
+    # no sentence keeps more pieces than this, and truncating a pair gives the same
+    # lengths when each side is first cut to it (see `truncated_pair_lengths`)
+    limit = max(0, max_len - 2 if add_special_tokens else max_len)
+    pairs = (
+        _tokenized_pairs(texts, tokenizer, limit)
+        if is_tokenized
+        else _string_pairs(texts, tokenizer, limit)
+    )
     specials = None
     if add_special_tokens:
         specials = _Specials(*tokenizer.convert_tokens_to_ids([CLS_TOKEN, SEP_TOKEN]))
     return _pad([_row(a, b, max_len, specials) for a, b in pairs], mask_cls_sep)
 
 
-def _string_pairs(texts: Sequence[str], tokenizer: BertTokenizer) -> list[Pair]:
+def _string_pairs(texts: Sequence[str], tokenizer: BertTokenizer, limit: int) -> list[Pair]:
+    """Each sentence's first `limit` pieces: the cost stays bounded for giant texts."""
     parts = [text.split(PAIR_SEPARATOR, 1) for text in texts]
-    encoded = iter(tokenizer.encode_batch([sentence for part in parts for sentence in part]))
+    sentences = [sentence for part in parts for sentence in part]
+    encoded = iter(encode_prefixes(tokenizer, sentences, limit))
     return [(next(encoded), next(encoded) if len(part) == 2 else None) for part in parts]
 
 
-def _tokenized_pairs(texts: Sequence[Sequence[str]], tokenizer: BertTokenizer) -> list[Pair]:
+def _tokenized_pairs(
+    texts: Sequence[Sequence[str]], tokenizer: BertTokenizer, limit: int
+) -> list[Pair]:
     vocab = tokenizer.vocab
     unk_id = vocab[UNK_TOKEN]
 
     def lookup(tokens: Sequence[str]) -> WordPieces:
+        tokens = tokens[:limit]
         ids = [vocab.get(token, unk_id) for token in tokens]
         return WordPieces([t if t in vocab else UNK_TOKEN for t in tokens], ids)
 
@@ -76,7 +89,10 @@ def _tokenized_pairs(texts: Sequence[Sequence[str]], tokenizer: BertTokenizer) -
 
 def truncated_pair_lengths(len_a: int, len_b: int, budget: int) -> tuple[int, int]:
     """Lengths left after dropping the last token of the longer side (B on ties) until
-    both fit in `budget`, computed without the loop."""
+    both fit in `budget`, computed without the loop.
+
+    The result is the same when both lengths are first cut to any limit >= `budget`,
+    which is why a sentence is never tokenized beyond that limit."""
     if len_a + len_b <= budget:
         return len_a, len_b
     shorter = min(len_a, len_b)

@@ -25,7 +25,7 @@ CLS_TOKEN = "[CLS]"
 SEP_TOKEN = "[SEP]"
 MAX_WORD_CHARS = 100  # longer words become [UNK] as a whole
 
-_CJK_IDEOGRAPHS = (
+CJK_IDEOGRAPHS = (
     (0x4E00, 0x9FFF),
     (0x3400, 0x4DBF),
     (0x20000, 0x2A6DF),
@@ -50,7 +50,7 @@ class WordPieces(NamedTuple):
     ids: list[int]
 
 
-def _to_ranges(codes: Iterable[int]) -> Ranges:
+def to_ranges(codes: Iterable[int]) -> Ranges:
     ranges: Ranges = []
     for code in sorted(codes):
         if ranges and ranges[-1][1] == code - 1:
@@ -71,7 +71,7 @@ class _CharClasses(NamedTuple):
 
 
 @lru_cache(maxsize=None)
-def _char_classes() -> _CharClasses:
+def char_classes() -> _CharClasses:
     dropped, spaces, isolated, accents, unordered = [], [], [], [], []
     for code in range(0x110000):
         char = chr(code)
@@ -86,8 +86,8 @@ def _char_classes() -> _CharClasses:
             accents.append(code)
         elif unicodedata.combining(char):
             unordered.append(code)
-    isolated.extend(c for low, high in _CJK_IDEOGRAPHS for c in range(low, high + 1))
-    return _CharClasses(*map(_to_ranges, (dropped, spaces, isolated, accents, unordered)))
+    isolated.extend(c for low, high in CJK_IDEOGRAPHS for c in range(low, high + 1))
+    return _CharClasses(*map(to_ranges, (dropped, spaces, isolated, accents, unordered)))
 
 
 def _onig_class(ranges: Ranges) -> str:
@@ -95,12 +95,12 @@ def _onig_class(ranges: Ranges) -> str:
     return "[" + "".join(f"\\x{{{low:X}}}-\\x{{{high:X}}}" for low, high in ranges) + "]"
 
 
-def _python_class(ranges: Ranges) -> str:
+def python_class(ranges: Ranges) -> str:
     return "[" + "".join(f"\\U{low:08X}-\\U{high:08X}" for low, high in ranges) + "]"
 
 
 def _rust_normalizer(lowercase: bool) -> normalizers.Normalizer:
-    classes = _char_classes()
+    classes = char_classes()
     steps = [
         normalizers.Replace(Regex(_onig_class(classes.dropped)), ""),
         normalizers.Replace(Regex(_onig_class(classes.spaces)), " "),
@@ -114,7 +114,7 @@ def _rust_normalizer(lowercase: bool) -> normalizers.Normalizer:
     return normalizers.Sequence(steps)
 
 
-def _python_normalize(text: str, lowercase: bool) -> str:
+def python_normalize(text: str, lowercase: bool) -> str:
     """Google's cleaning, lower-casing and accent stripping, with Python's own tables."""
     text = text.translate(_clean_table())
     if lowercase:
@@ -124,7 +124,7 @@ def _python_normalize(text: str, lowercase: bool) -> str:
 
 @lru_cache(maxsize=None)
 def _clean_table() -> dict[int, str | None]:
-    classes = _char_classes()
+    classes = char_classes()
     table: dict[int, str | None] = {}
     for low, high in classes.spaces:
         table.update(dict.fromkeys(range(low, high + 1), " "))
@@ -135,12 +135,12 @@ def _clean_table() -> dict[int, str | None]:
 
 @lru_cache(maxsize=None)
 def _accent_pattern() -> re.Pattern[str]:
-    return re.compile(_python_class(_char_classes().accents))
+    return re.compile(python_class(char_classes().accents))
 
 
 @lru_cache(maxsize=None)
 def _word_split_pattern() -> re.Pattern[str]:
-    isolated = _python_class(_char_classes().isolated)
+    isolated = python_class(char_classes().isolated)
     return re.compile(f"{isolated}|[^{isolated[1:-1]}]+")
 
 
@@ -157,9 +157,9 @@ def _python_only_pattern(lowercase: bool) -> re.Pattern[str]:
     """
     special = [_SURROGATES]
     if lowercase:
-        special += [(_CAPITAL_SIGMA, _CAPITAL_SIGMA), *_char_classes().unordered]
-        special += _to_ranges(_rust_lower_nfd_disagreements())
-    return re.compile(_python_class(special))
+        special += [(_CAPITAL_SIGMA, _CAPITAL_SIGMA), *char_classes().unordered]
+        special += to_ranges(_rust_lower_nfd_disagreements())
+    return re.compile(python_class(special))
 
 
 def _rust_lower_nfd_disagreements() -> list[int]:
@@ -198,7 +198,7 @@ class BertTokenizer:
         self._rust.pre_tokenizer = pre_tokenizers.Sequence(
             [
                 pre_tokenizers.Split(" ", "removed"),
-                pre_tokenizers.Split(Regex(_onig_class(_char_classes().isolated)), "isolated"),
+                pre_tokenizers.Split(Regex(_onig_class(char_classes().isolated)), "isolated"),
             ]
         )
         self._python_only = _python_only_pattern(lowercase)
@@ -245,7 +245,7 @@ class BertTokenizer:
         return [WordPieces(encoding.tokens, encoding.ids) for encoding in encodings]
 
     def _encode_slow(self, text: str) -> WordPieces:
-        normalized = _python_normalize(text, self._lowercase)
+        normalized = python_normalize(text, self._lowercase)
         tokens = [
             piece
             for word in normalized.split()

@@ -231,8 +231,8 @@ def test_other_vectors_and_wrong_keys_are_refused(
         assert worker.wait(120) == 1, what
     log = (tmp_path / "w1.log").read_text()
     assert "-pooling_strategy: the front has 'REDUCE_MEAN', the worker 'CLS_TOKEN'" in log
-    assert "turned down this worker's CURVE key" in log
-    assert "the front requires CURVE" in log
+    assert "the peer refused this side's CURVE key" in log
+    assert "the peer requires CURVE: pass -curve_server_key" in log
     assert "refused worker" in (tmp_path / "front.log").read_text()
     start_worker(cluster, "w2", google_model_dir, tmp_path, *good, str(keys / "worker.key_secret"))
     wait_for_workers(cluster, 1)

@@ -426,6 +426,16 @@ def get_shutdown_parser() -> argparse.ArgumentParser:
         default=5000,
         help="milliseconds to wait for the server to stop",
     )
+    parser.add_argument(
+        "-curve_server_key",
+        default=None,
+        help="the server's public key (its .key file): for a server with -curve_secret_key",
+    )
+    parser.add_argument(
+        "-curve_client_keys",
+        default=None,
+        help="this client's .key_secret file: for a server with -curve_client_keys",
+    )
     return parser
 
 

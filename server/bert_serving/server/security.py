@@ -96,10 +96,13 @@ def check_key_files(
     return problems
 
 
-def worker_curve_options(server_key_file: str | None, secret_key_file: str | None) -> dict:
-    """A remote worker's CURVE socket options (``serverkey``, ``publickey``, ``secretkey``):
-    the front's public key, and this worker's key pair (a new one when none is given)."""
+def curve_client_options(server_key_file: str | None, secret_key_file: str | None) -> dict:
+    """CURVE socket options (by attribute name) for a socket of ours that connects to a
+    server (a remote worker to its front, ``bert-serving-terminate``): the server's public
+    key, and our key pair (a new one when none is given). Empty without a server key."""
     if server_key_file is None:
+        if secret_key_file is not None:
+            raise ValueError("a key pair of our own needs the server's public key too")
         return {}
     server_public, _ = zmq.auth.load_certificate(server_key_file)
     if secret_key_file is not None:

@@ -27,8 +27,9 @@ from .model.fingerprint import dumps as fingerprint_json
 from .model.fingerprint import encoding_fingerprint
 from .model.settings import EncoderSettings
 from .network import PortInUseError, bind_address, check_port_free
-from .security import CurveKeys
+from .security import CurveKeys, curve_client_options
 from .supervisor import ServerStartError, Supervisor
+from .termination import send_termination, wait_until_closed
 from .ventilator import Ventilator
 
 __all__ = ["BertServer", "ServerStartError"]
@@ -173,8 +174,8 @@ class BertServer(threading.Thread):
 
     @staticmethod
     def shutdown(args: argparse.Namespace) -> bool:
-        """Ask the server at ``args.ip``:``args.port`` to terminate (``get_shutdown_parser``)."""
-        from .cli.terminate import send_termination, wait_until_closed
-
-        send_termination(args.ip, args.port, args.timeout)
+        """Ask the server at ``args.ip``:``args.port`` to terminate (``get_shutdown_parser``);
+        True once its port closed. HandshakeRefusedError when its CURVE settings differ."""
+        curve = curve_client_options(args.curve_server_key, args.curve_client_keys)
+        send_termination(args.ip, args.port, args.timeout, curve)
         return wait_until_closed(args.ip, args.port, args.timeout / 1000)

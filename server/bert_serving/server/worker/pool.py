@@ -18,7 +18,7 @@ from ..devices import assign_devices
 from ..logger import get_logger
 from ..model.fingerprint import dumps, encoding_fingerprint
 from ..model.settings import EncoderSettings, ModelLocation
-from ..security import worker_curve_options
+from ..security import curve_client_options
 from .process import EXIT_REFUSED, start_worker
 from .settings import FrontAddress, WorkerPlacement, WorkerSettings
 
@@ -48,7 +48,7 @@ class WorkerPool:
             args, config.num_hidden_layers, config.max_position_embeddings, spec.has_pooler
         )
         try:
-            curve = worker_curve_options(args.curve_server_key, args.curve_secret_key)
+            curve = curve_client_options(args.curve_server_key, args.curve_secret_key)
         except (OSError, ValueError) as err:
             raise ArgumentError(f"CURVE keys: {err}") from None
         self.args = args

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from enum import Enum
 
 import zmq
-from zmq.utils.monitor import recv_monitor_message
 
+from ..handshake import HandshakeWatch, KeyOptions
 from ..network import ParentWatch
 from ..protocol import (
     Goodbye,
@@ -37,6 +37,7 @@ from .compute import ComputeThread
 from .inbox import SharedInbox
 from .settings import FrontAddress
 
+KEY_OPTIONS = KeyOptions("-curve_server_key", "-curve_secret_key")
 BACKOFF_FIRST = 0.5
 BACKOFF_MAX = 10.0
 
@@ -107,9 +108,10 @@ class Session:
         self.answers = answers  # the compute thread's answers, for the whole process
 
     def run(self, parent: ParentWatch | None) -> Outcome:
+        watch = HandshakeWatch(self.socket, bool(self.front.curve), KEY_OPTIONS)
         try:
             self.socket.connect(self.front.endpoint)
-            welcome = self._register()
+            welcome = self._register(watch)
             if not isinstance(welcome, Welcome):
                 return welcome
             self.welcomed = True
@@ -120,11 +122,12 @@ class Session:
                 self.socket.setsockopt(zmq.LINGER, 1000)
             raise
         finally:
+            watch.close()
             self.socket.close()
 
-    def _register(self) -> Welcome | Outcome:
+    def _register(self, watch: HandshakeWatch) -> Welcome | Outcome:
         self.socket.send_multipart(self.hello.to_frames())
-        failure = self._wait_for_answer()
+        failure = self._wait_for_answer(watch)
         if failure is not None:
             self.logger.error(
                 "the front at %s refused the connection: %s", self.front.endpoint, failure
@@ -146,21 +149,17 @@ class Session:
         self.logger.warning("the front answered %s to a Hello", type(answer).__name__)
         return Outcome.AGAIN
 
-    def _wait_for_answer(self) -> str | None:
+    def _wait_for_answer(self, watch: HandshakeWatch) -> str | None:
         """Wait up to the timeout for the front's answer, watching the handshake: a CURVE
         handshake the front rejects is a refusal, said at once, not a silent front."""
-        watch = HandshakeWatch(self.socket, bool(self.front.curve))
-        try:
-            deadline = time.monotonic() + self.timeout
-            while time.monotonic() < deadline:
-                if self.socket.poll(100):
-                    return None
-                failure = watch.failure()
-                if failure is not None:
-                    return failure
-            return None
-        finally:
-            watch.close()
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline:
+            if self.socket.poll(100):
+                return None
+            refusal = watch.refusal()
+            if refusal is not None:
+                return refusal
+        return None
 
     def _serve(self, welcome: Welcome, parent: ParentWatch | None) -> Outcome:
         session = self.inbox.new_session()
@@ -227,63 +226,6 @@ class Session:
                 return
             if int(frames[0].bytes) == session:
                 self.socket.send_multipart(frames[1:], copy=False)
-
-
-class HandshakeWatch:
-    """ZeroMQ's socket monitor, read for the one thing a worker cannot see otherwise: the
-    front turned its handshake down (an unlisted CURVE key, a wrong server key, CURVE on
-    one side only). The client package watches its own sockets the same way; the two
-    packages share no code."""
-
-    EVENTS = (
-        zmq.EVENT_CONNECTED
-        | zmq.EVENT_DISCONNECTED
-        | zmq.EVENT_HANDSHAKE_SUCCEEDED
-        | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
-        | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
-        | zmq.EVENT_HANDSHAKE_FAILED_AUTH
-    )
-    DROPS_BEFORE_FAILURE = 2  # connected, then dropped before any handshake, this often
-
-    def __init__(self, socket: zmq.Socket, uses_curve: bool):
-        self.uses_curve = uses_curve
-        self.monitor = socket.get_monitor_socket(self.EVENTS)
-        self.socket = socket
-        self.succeeded = False
-        self.drops = 0
-
-    def failure(self) -> str | None:
-        while self.monitor.poll(0):
-            event = recv_monitor_message(self.monitor)["event"]
-            if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
-                self.succeeded = True
-            elif event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
-                return (
-                    "it turned down this worker's CURVE key (is -curve_secret_key's public key "
-                    "in the front's -curve_worker_keys?)"
-                )
-            elif event in (
-                zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL,
-                zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL,
-            ):
-                return self._mismatch()
-            elif event == zmq.EVENT_DISCONNECTED and not self.succeeded:
-                self.drops += 1
-                if self.drops >= self.DROPS_BEFORE_FAILURE:
-                    return self._mismatch()
-        return None
-
-    def _mismatch(self) -> str:
-        if self.uses_curve:
-            return (
-                "the CURVE handshake failed: -curve_server_key is not the front's public key, "
-                "or the front does not use CURVE"
-            )
-        return "the handshake failed: the front requires CURVE (pass -curve_server_key)"
-
-    def close(self) -> None:
-        self.socket.disable_monitor()
-        self.monitor.close()
 
 
 def session_identity(name: str, session: int) -> bytes:

@@ -70,9 +70,14 @@ class CurveKeys:
         allowed = self.allowed_workers if domain == WORKER_DOMAIN else self.allowed
         return allowed is None or key in allowed
 
-    def client_options(self) -> dict:
-        """What a client on the server's side (the HTTP proxy) passes to BertClient."""
-        return {"curve_server_key": self.public, "curve_client_keys": (self.public, self.secret)}
+    def own_socket_options(self) -> dict:
+        """CURVE options (by attribute name) of a socket on the server's side (the HTTP
+        proxy's link) that connects with the server's own key pair, which is always let in."""
+        return {
+            "curve_serverkey": self.public,
+            "curve_publickey": self.public,
+            "curve_secretkey": self.secret,
+        }
 
 
 def check_key_files(

@@ -16,8 +16,6 @@ from flask_compress import Compress
 from flask_cors import CORS
 from werkzeug.exceptions import NotFound
 
-from bert_serving.client import BertClientTimeoutError
-
 from .. import __version__
 from ..logger import get_logger
 from ..model.normalization import l2_normalized
@@ -27,6 +25,7 @@ from .auth import require_api_key
 from .backend import PROBE_TIMEOUT_MS, ServerConnection
 from .encode_api import encode_answer, parse_encode_request
 from .errors import ApiError, error_response, register_error_handlers
+from .link import LinkTimeoutError
 from .metrics import CONTENT_TYPE, ProxyMetrics
 from .openai import embeddings_answer, parse_embeddings_request
 from .openapi_spec import build_spec
@@ -89,7 +88,7 @@ def _add_encoding_routes(app: Flask, args: argparse.Namespace, connection: Serve
     @app.post("/encode")
     def encode() -> Response:
         parsed = parse_encode_request()
-        vectors = connection.pool.encode(parsed.texts, is_tokenized=parsed.is_tokenized)
+        vectors = connection.encode(parsed.texts, is_tokenized=parsed.is_tokenized)
         g.num_texts = len(parsed.texts)
         return jsonify(encode_answer(parsed.id, vectors.tolist()))
 
@@ -98,7 +97,7 @@ def _add_encoding_routes(app: Flask, args: argparse.Namespace, connection: Serve
         if token_embeddings:
             raise ApiError(400, NOT_AN_OPENAI_EMBEDDING)
         parsed = parse_embeddings_request(served_model)
-        vectors = l2_normalized(connection.pool.encode(parsed.texts))  # OpenAI's are unit length
+        vectors = l2_normalized(connection.encode(parsed.texts))  # OpenAI's are unit length
         answer = embeddings_answer(parsed, vectors, tokens.count(parsed.texts))
         g.num_texts = len(parsed.texts)
         return jsonify(answer)
@@ -119,7 +118,7 @@ def _add_tei_routes(
     def encoded(asked: tei.TeiRequest) -> tuple[np.ndarray, np.ndarray]:
         """The vectors, and the tokens each text was fed."""
         inputs = tei.server_inputs(asked, tokens)
-        vectors = connection.pool.encode(inputs.texts, is_tokenized=inputs.is_tokenized)
+        vectors = connection.encode(inputs.texts, is_tokenized=inputs.is_tokenized)
         tei.checked_dimensions(asked, vectors)
         g.num_texts = len(asked.texts)
         return vectors, inputs.lengths
@@ -155,7 +154,7 @@ def _add_status_routes(app: Flask, connection: ServerConnection, metrics: ProxyM
 
     @app.get("/status/server")
     def server_status() -> Response:
-        return jsonify(connection.pool.server_status)
+        return jsonify(connection.server_status())
 
     @app.get("/status/client")
     def client_status() -> Response:
@@ -165,7 +164,7 @@ def _add_status_routes(app: Flask, connection: ServerConnection, metrics: ProxyM
     def health() -> Response:
         try:
             config = connection.probe("server_config")
-        except BertClientTimeoutError:
+        except LinkTimeoutError:
             return error_response(
                 503, f"the server did not answer over ZeroMQ within {PROBE_TIMEOUT_MS} ms"
             )

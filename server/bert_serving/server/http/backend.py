@@ -1,25 +1,25 @@
-"""The proxy's way to the server: one pool of ZeroMQ clients, plus a probe for health checks.
+"""The proxy's way to the server: one ``ServerLink`` for every request thread.
 
-The proxy reports ready before the server's loop runs, so nothing here waits for a ZeroMQ
-handshake: the clients skip it (``ignore_all_checks``), their sockets connect in the
-background, and the server holds an answer until the client's subscription arrives, so
-even the first request gets its answer. Health checks and metric scrapes go through one
-more client with a short timeout: a stopped server is noticed in seconds, and every probe
-counts as the same client in the server's statistics.
+Encodings wait up to a minute (then the HTTP request answers 504 instead of hanging);
+health checks and metric scrapes ask with a short timeout, so a stopped server is noticed
+in seconds.
 """
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 
-from bert_serving.client import BertClient, ConcurrentBertClient
+import numpy as np
 
 from ..network import LOOPBACK, local_address
+from ..protocol import SHOW_CONFIG, SHOW_STATUS
 from ..security import CurveKeys
+from .link import ServerLink
 
 ENCODE_TIMEOUT_MS = 60_000  # past this an HTTP request answers 504 instead of hanging
+STATUS_TIMEOUT_MS = 10_000
 PROBE_TIMEOUT_MS = 2_000
+COMMANDS = {"server_config": SHOW_CONFIG, "server_status": SHOW_STATUS}
 
 
 @dataclass(frozen=True)
@@ -27,14 +27,15 @@ class ServerAddress:
     port: int
     port_out: int
     ip: str = LOOPBACK
-    client_options: dict = field(default_factory=dict)  # CURVE keys when the server uses them
+    curve: dict = field(default_factory=dict)  # socket options, when the server uses CURVE
 
     @classmethod
     def from_args(cls, args) -> ServerAddress:
-        """The server this proxy belongs to, reached on the interface it listens on."""
-        curve = CurveKeys.from_args(args)
-        options = curve.client_options() if curve else {}
-        return cls(args.port, args.port_out, local_address(args.bind_ip), options)
+        """The server this proxy belongs to, reached on the interface it listens on, with
+        the server's own key pair (always allowed) when it uses CURVE."""
+        keys = CurveKeys.from_args(args)
+        curve = keys.own_socket_options() if keys else {}
+        return cls(args.port, args.port_out, local_address(args.bind_ip), curve)
 
 
 class ServerConnection:
@@ -43,36 +44,23 @@ class ServerConnection:
     def __init__(
         self, address: ServerAddress, max_concurrency: int, timeout_ms: int = ENCODE_TIMEOUT_MS
     ) -> None:
-        self.max_concurrency = max_concurrency
-        self.pool = ConcurrentBertClient(
-            max_concurrency=max_concurrency,
-            ip=address.ip,
-            port=address.port,
-            port_out=address.port_out,
-            timeout=timeout_ms,
-            ignore_all_checks=True,
-            **address.client_options,
-        )
-        self._probe = BertClient(
-            ip=address.ip,
-            port=address.port,
-            port_out=address.port_out,
-            timeout=PROBE_TIMEOUT_MS,
-            ignore_all_checks=True,
-            **address.client_options,
-        )
-        self._probe_lock = threading.Lock()
+        self.max_concurrency = max_concurrency  # waitress's request threads
+        self.timeout_ms = timeout_ms
+        self.link = ServerLink(address.ip, address.port, address.port_out, address.curve)
+
+    def encode(self, texts: list, is_tokenized: bool = False) -> np.ndarray:
+        return self.link.encode(texts, is_tokenized, self.timeout_ms)
+
+    def server_status(self) -> dict:
+        return self.link.command(SHOW_STATUS, STATUS_TIMEOUT_MS)
 
     def probe(self, command: str) -> dict:
-        """``server_config`` or ``server_status``; BertClientTimeoutError after a short wait."""
-        with self._probe_lock:
-            return getattr(self._probe, command)
+        """``server_config`` or ``server_status``; LinkTimeoutError after a short wait."""
+        return self.link.command(COMMANDS[command], PROBE_TIMEOUT_MS)
 
     def client_status(self) -> dict:
-        return {"max_concurrency": self.max_concurrency, "clients": self.pool.status}
+        return {"max_concurrency": self.max_concurrency, "clients": [self.link.status]}
 
     def close(self) -> None:
-        """Close every client (idempotent); later calls raise RuntimeError."""
-        self.pool.close()
-        with self._probe_lock:
-            self._probe.close()
+        """Close the link (idempotent); later calls raise RuntimeError."""
+        self.link.close()

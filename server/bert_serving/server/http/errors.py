@@ -17,7 +17,7 @@ import logging
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
-from bert_serving.client import BertClientTimeoutError, BertServerError
+from .link import LinkTimeoutError, ServerRefusedError
 
 OPENAI_PREFIX = "/v1/"
 TEI_PATHS = ("/", "/embed", "/embed_all", "/tokenize", "/info")
@@ -71,13 +71,13 @@ def register_error_handlers(app: Flask, logger: logging.Logger) -> None:
             response.headers["Allow"] = ", ".join(err.valid_methods)
         return response
 
-    @app.errorhandler(BertServerError)
-    def _server_refused(err: BertServerError) -> Response:
+    @app.errorhandler(ServerRefusedError)
+    def _server_refused(err: ServerRefusedError) -> Response:
         status = 424 if request.path in TEI_PATHS else 400  # TEI: "the model failed"
         return error_response(status, f"the server refused the request: {err}")
 
-    @app.errorhandler(BertClientTimeoutError)
-    def _timeout(err: BertClientTimeoutError) -> Response:
+    @app.errorhandler(LinkTimeoutError)
+    def _timeout(err: LinkTimeoutError) -> Response:
         return error_response(504, str(err))
 
     @app.errorhandler(Exception)

@@ -13,7 +13,7 @@ from typing import Callable, Iterator
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from bert_serving.client import BertClientTimeoutError
+from .link import LinkTimeoutError
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -105,7 +105,7 @@ class _ServerStatusCollector:
         try:
             status = self._server_status()
             statistic = status["statistic"]
-        except (BertClientTimeoutError, RuntimeError, KeyError) as err:
+        except (LinkTimeoutError, RuntimeError, KeyError) as err:
             self._logger.warning("metrics: no status from the server: %s", err)
             status = statistic = None
         yield GaugeMetricFamily(

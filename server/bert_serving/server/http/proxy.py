@@ -1,8 +1,8 @@
 """The proxy process: serve the Flask app with waitress until the server sends SIGTERM.
 
 Waitress is a production WSGI server in pure Python (no C build, runs wherever the server
-does) with a fixed pool of request threads, which is exactly ``-http_max_connect``: one
-thread per client of the pool, so no request ever waits for a free client.
+does) with a fixed pool of request threads, ``-http_max_connect``, which all share the one
+link to the server.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ which needs this project's client, is refused rather than served PyPI's 1.10 cli
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import time
@@ -21,13 +22,21 @@ PIP_SECONDS = 900
 
 
 @pytest.fixture(scope="module")
-def server_only_python(tmp_path_factory) -> Path:
+def source(tmp_path_factory) -> Path:
+    """A copy of ./server: building in place would leave build/ in the work tree."""
+    copy = tmp_path_factory.mktemp("server_source") / "server"
+    shutil.copytree(ROOT / "server", copy, ignore=shutil.ignore_patterns("build", "*.egg-info"))
+    return copy
+
+
+@pytest.fixture(scope="module")
+def server_only_python(tmp_path_factory, source) -> Path:
     """A fresh virtualenv with ``./server[http]`` installed, and nothing else of ours."""
     env_dir = tmp_path_factory.mktemp("venv_server_http")
     subprocess.run([sys.executable, "-m", "venv", str(env_dir)], check=True, timeout=120)
     python = env_dir / "bin" / "python"
     installed = subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", f"{ROOT / 'server'}[http]"],
+        [str(python), "-m", "pip", "install", "-q", f"{source}[http]"],
         capture_output=True,
         text=True,
         timeout=PIP_SECONDS,
@@ -61,8 +70,8 @@ def test_the_http_extra_alone_runs_a_front_and_its_proxy(server_only_python, hf_
     assert "Traceback" not in errors, errors[-3000:]
 
 
-def test_the_benchmark_extra_refuses_pypis_110_client(server_only_python):
-    extra = f"{ROOT / 'server'}[benchmark]"
+def test_the_benchmark_extra_refuses_pypis_110_client(server_only_python, source):
+    extra = f"{source}[benchmark]"
     refused = subprocess.run(
         [str(server_only_python), "-m", "pip", "install", "--dry-run", "-q", extra],
         capture_output=True,

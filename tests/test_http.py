@@ -26,6 +26,7 @@ from bert_serving.server.http.app import create_app
 from bert_serving.server.http.backend import ServerAddress, ServerConnection
 from bert_serving.server.http.openapi_spec import PATHS
 from bert_serving.server.http.proxy import start_proxy
+from bert_serving.server.http.settings import ProxySettings
 from bert_serving.server.server import ServerStartError
 from tests.http_helpers import occupied_port, port_is_free, proxy_processes
 from tests.servers import free_ports, running_server, server_args
@@ -212,7 +213,7 @@ def test_health_and_metrics_when_no_server_answers(google_model_dir):
     args = server_args(google_model_dir)
     connection = ServerConnection(ServerAddress(*free_ports(2)), max_concurrency=1)
     try:
-        client = create_app(args, connection).test_client()
+        client = create_app(ProxySettings.from_args(args), connection).test_client()
         answer = client.get("/health")
         assert answer.status_code == 503
         assert "did not answer over ZeroMQ" in answer.get_json()["error"]
@@ -436,7 +437,9 @@ def test_a_server_on_a_busy_http_port_fails_at_once(google_model_dir):
 def test_the_proxy_reports_a_busy_port_on_its_startup_pipe(google_model_dir):
     (http_port,) = free_ports(1)
     with occupied_port(http_port):
-        process, pipe = start_proxy(server_args(google_model_dir, "-http_port", str(http_port)))
+        process, pipe = start_proxy(
+            ProxySettings.from_args(server_args(google_model_dir, "-http_port", str(http_port)))
+        )
         assert pipe.poll(60)
         status, message = pipe.recv()
         process.join(10)

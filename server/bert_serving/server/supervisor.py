@@ -46,7 +46,7 @@ class Supervisor:
     """Owns every child process of one server."""
 
     def __init__(self, args, fingerprint: str, devices: list[int], ipc_dir: Path, logger):
-        self.args = args  # the HTTP proxy's; workers and sink get their own settings
+        self.args = args  # for the HTTP proxy's settings, built when it (re)starts
         self.worker_settings = WorkerSettings.from_args(args, fingerprint)
         self.worker_timeout = args.worker_timeout
         self.sink_settings = SinkSettings.from_args(args)
@@ -88,8 +88,9 @@ class Supervisor:
 
     def start_proxy(self) -> Child:
         from .http.proxy import start_proxy
+        from .http.settings import ProxySettings
 
-        return self._loading(Child("proxy", *start_proxy(self.args)))
+        return self._loading(Child("proxy", *start_proxy(ProxySettings.from_args(self.args))))
 
     def _loading(self, child: Child) -> Child:
         child.deadline = time.monotonic() + STARTUP_TIMEOUT

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 import time
 from pathlib import Path
@@ -29,6 +28,7 @@ from .link import LinkTimeoutError
 from .metrics import CONTENT_TYPE, ProxyMetrics
 from .openai import embeddings_answer, parse_embeddings_request
 from .openapi_spec import build_spec
+from .settings import ProxySettings
 from .tokens import TokenCounter
 
 DASHBOARD_DIR = Path(__file__).parent / "dashboard"
@@ -48,20 +48,20 @@ ONLY_SENTENCE_EMBEDDINGS = (
 
 
 def create_app(
-    args: argparse.Namespace, connection: ServerConnection, logger: logging.Logger | None = None
+    settings: ProxySettings, connection: ServerConnection, logger: logging.Logger | None = None
 ) -> Flask:
-    """The proxy's application for a server started with ``args``, reached via ``connection``."""
-    logger = logger or get_logger("PROXY", args.verbose)
+    """The proxy's application, reaching its server through ``connection``."""
+    logger = logger or get_logger("PROXY", settings.verbose)
     app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = args.http_max_body
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body
     app.json.sort_keys = False  # answers keep the documented key order
     Compress(app)
-    CORS(app, origins=args.cors)
+    CORS(app, origins=settings.cors)
     register_error_handlers(app, logger)
-    require_api_key(app, args.http_api_key)
+    require_api_key(app, settings.api_key)
     metrics = ProxyMetrics(lambda: connection.probe("server_status"), logger)
     _measure_requests(app, metrics)
-    _add_encoding_routes(app, args, connection)
+    _add_encoding_routes(app, settings, connection)
     _add_status_routes(app, connection, metrics)
     _add_dashboard_routes(app)
     return app
@@ -80,10 +80,10 @@ def _measure_requests(app: Flask, metrics: ProxyMetrics) -> None:
         return response
 
 
-def _add_encoding_routes(app: Flask, args: argparse.Namespace, connection: ServerConnection):
-    tokens = TokenCounter.from_args(args)
-    served_model = Path(args.tuned_model_dir or args.model_dir).name
-    token_embeddings = args.pooling_strategy is PoolingStrategy.NONE
+def _add_encoding_routes(app: Flask, settings: ProxySettings, connection: ServerConnection):
+    tokens = TokenCounter.from_settings(settings.model, settings.encoder)
+    served_model = settings.served_model
+    token_embeddings = settings.encoder.pooling_strategy == PoolingStrategy.NONE
 
     @app.post("/encode")
     def encode() -> Response:
@@ -102,18 +102,15 @@ def _add_encoding_routes(app: Flask, args: argparse.Namespace, connection: Serve
         g.num_texts = len(parsed.texts)
         return jsonify(answer)
 
-    _add_tei_routes(app, args, connection, tokens, served_model)
+    _add_tei_routes(app, settings, connection, tokens)
 
 
 def _add_tei_routes(
-    app: Flask,
-    args: argparse.Namespace,
-    connection: ServerConnection,
-    tokens: TokenCounter,
-    served_model: str,
+    app: Flask, settings: ProxySettings, connection: ServerConnection, tokens: TokenCounter
 ) -> None:
     """TEI's API (see tei.py), ``POST /`` being ``/embed`` as on a TEI embedding server."""
-    token_embeddings = args.pooling_strategy is PoolingStrategy.NONE
+    pooling = settings.encoder.pooling_strategy
+    token_embeddings = pooling == PoolingStrategy.NONE
 
     def encoded(asked: tei.TeiRequest) -> tuple[np.ndarray, np.ndarray]:
         """The vectors, and the tokens each text was fed."""
@@ -136,7 +133,7 @@ def _add_tei_routes(
     def embed_all() -> Response:
         asked = tei.parse_embed_request(tei.fields(), normalize_field=False)
         if not token_embeddings:
-            raise ApiError(424, ONLY_SENTENCE_EMBEDDINGS.format(args.pooling_strategy))
+            raise ApiError(424, ONLY_SENTENCE_EMBEDDINGS.format(pooling))
         return jsonify(tei.token_vectors(*encoded(asked)))
 
     @app.post("/tokenize")
@@ -146,7 +143,7 @@ def _add_tei_routes(
 
     @app.get("/info")
     def info() -> Response:
-        return jsonify(tei.info(args, served_model, tokens))
+        return jsonify(tei.info(settings, tokens))
 
 
 def _add_status_routes(app: Flask, connection: ServerConnection, metrics: ProxyMetrics) -> None:

@@ -10,7 +10,6 @@ they read TEI's.
 
 from __future__ import annotations
 
-import argparse
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -21,6 +20,7 @@ from ..tokenization.wordpiece import CLS_TOKEN, SEP_TOKEN
 from .errors import ApiError
 from .openai import check_dimensions
 from .payloads import json_object
+from .settings import ProxySettings
 from .texts import require_unicode
 from .tokens import UNLIMITED, TokenCounter
 
@@ -166,17 +166,17 @@ def tokenized(texts: list[str], add_special_tokens: bool, tokens: TokenCounter) 
     ]
 
 
-def info(args: argparse.Namespace, served_model: str, tokens: TokenCounter) -> dict[str, Any]:
+def info(settings: ProxySettings, tokens: TokenCounter) -> dict[str, Any]:
     """TEI's ``/info``: what a client needs to know to size and send its requests."""
-    pooling = args.pooling_strategy
+    pooling = PoolingStrategy.parse(settings.encoder.pooling_strategy)
     return {
-        "model_id": served_model,
+        "model_id": settings.served_model,
         "model_sha": None,
-        "model_dtype": "float16" if args.fp16 else "float32",
+        "model_dtype": "float16" if settings.encoder.fp16 else "float32",
         "model_type": {"embedding": {"pooling": TEI_POOLING.get(pooling, str(pooling).lower())}},
-        "max_concurrent_requests": args.http_max_connect,
+        "max_concurrent_requests": settings.threads,
         "max_input_length": tokens.max_len,
-        "max_batch_tokens": args.max_batch_size * tokens.max_len,
+        "max_batch_tokens": settings.max_batch_size * tokens.max_len,
         "max_batch_requests": None,
         "max_client_batch_size": MAX_CLIENT_BATCH_SIZE,
         "auto_truncate": True,

@@ -7,14 +7,13 @@ workers use.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from collections.abc import Sequence
 
 import numpy as np
 
-from ..model.checkpoint import inspect_model
+from ..model.settings import EncoderSettings, ModelLocation
 from ..tokenization import BertTokenizer, InputFeatures, build_features
 
 UNLIMITED = sys.maxsize
@@ -27,15 +26,13 @@ class TokenCounter:
         self.add_special_tokens = add_special_tokens
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace) -> TokenCounter:
-        """The tokenizer and length limit of the server started with ``args``."""
-        quiet = logging.getLogger(__name__)  # the server has already logged the model's files
-        spec = inspect_model(
-            args.model_dir, args.tuned_model_dir, args.ckpt_name, args.config_name, quiet
-        )
-        tokenizer = BertTokenizer.from_file(spec.vocab_path, lowercase=not args.cased_tokenization)
-        max_len = args.max_seq_len or spec.config.max_position_embeddings
-        return cls(tokenizer, max_len, add_special_tokens=not args.no_special_token)
+    def from_settings(cls, model: ModelLocation, encoder: EncoderSettings) -> TokenCounter:
+        """The tokenizer and length limit of the server's workers."""
+        spec = model.inspect(logging.getLogger(__name__))  # the server logged the files already
+        lowercase = not encoder.cased_tokenization
+        tokenizer = BertTokenizer.from_file(spec.vocab_path, lowercase=lowercase)
+        max_len = encoder.max_seq_len or spec.config.max_position_embeddings
+        return cls(tokenizer, max_len, add_special_tokens=not encoder.no_special_token)
 
     @property
     def num_special_tokens(self) -> int:

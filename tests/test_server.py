@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
-import sys
 import threading
 import time
 
@@ -380,20 +379,7 @@ def test_start_and_terminate_command_lines(google_model_dir):
     try:
         with BertClient(port=port, port_out=port_out, timeout=120000) as bc:
             assert bc.encode(["hello world"]).shape == (1, 32)
-        stop = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "bert_serving.server.cli.terminate",
-                "-port",
-                str(port),
-                "-timeout",
-                "20000",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        stop = run_terminate(port)
         assert stop.returncode == 0, stop.stderr
         assert start.wait(60) == 0
     finally:

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import signal
 import sys
 import time
 from collections.abc import Sequence
 
 from bert_serving.server import __version__
 from bert_serving.server.args import ArgumentError, get_args_parser
+from bert_serving.server.cli.signals import TerminatedError, sigterm_raises
 from bert_serving.server.cli.table import format_args_table
 
 PROG = "bert-serving-start"
 # How often the main thread checks that the server still runs.
 JOIN_POLL_SECONDS = 0.5
-
-
-class _TerminatedError(Exception):
-    """Raised in the main thread by the SIGTERM handler, to shut down like on Ctrl-C."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -35,17 +31,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 1
     print(format_args_table(args, f"{PROG} {__version__} arguments"), file=sys.stderr, flush=True)
-    previous_handler = signal.signal(signal.SIGTERM, _raise_termination)
-    try:
-        server.start()
-        # sleep, not join(): a signal that interrupts Thread.join can leave the thread
-        # looking finished, and the server would then be left to die mid-drain
-        while server.is_alive():
-            time.sleep(JOIN_POLL_SECONDS)
-    except (KeyboardInterrupt, _TerminatedError):
-        server.close()
-    finally:
-        signal.signal(signal.SIGTERM, previous_handler)
+    with sigterm_raises():
+        try:
+            server.start()
+            # sleep, not join(): a signal that interrupts Thread.join can leave the thread
+            # looking finished, and the server would then be left to die mid-drain
+            while server.is_alive():
+                time.sleep(JOIN_POLL_SECONDS)
+        except (KeyboardInterrupt, TerminatedError):
+            server.close()
     return 1 if server.error else 0
 
 
@@ -59,10 +53,6 @@ def refuse(prog: str, error: ArgumentError) -> int:
         for problem in problems:
             print(f"  {problem}", file=sys.stderr)
     return 2
-
-
-def _raise_termination(signum: int, frame: object) -> None:
-    raise _TerminatedError(signal.Signals(signum).name)
 
 
 if __name__ == "__main__":

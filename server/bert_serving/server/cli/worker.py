@@ -10,20 +10,16 @@ workers or they could not start, 2 for arguments that cannot work.
 
 from __future__ import annotations
 
-import signal
 import sys
 from collections.abc import Sequence
 
 from bert_serving.server import __version__
 from bert_serving.server.args import ArgumentError, get_worker_parser
+from bert_serving.server.cli.signals import TerminatedError, sigterm_raises
 from bert_serving.server.cli.start import refuse
 from bert_serving.server.cli.table import format_args_table
 
 PROG = "bert-serving-worker"
-
-
-class _TerminatedError(Exception):
-    """Raised in the main thread by the SIGTERM handler, to stop like on Ctrl-C."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -40,23 +36,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 1
     print(format_args_table(args, f"{PROG} {__version__} arguments"), file=sys.stderr, flush=True)
-    previous_handler = signal.signal(signal.SIGTERM, _raise_termination)
-    try:
-        pool.start()
-        pool.wait()
-    except (KeyboardInterrupt, _TerminatedError):
-        pool.close()
-    except (WorkerRefusedError, RuntimeError) as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
-        pool.close()
-        return 1
-    finally:
-        signal.signal(signal.SIGTERM, previous_handler)
+    with sigterm_raises():
+        try:
+            pool.start()
+            pool.wait()
+        except (KeyboardInterrupt, TerminatedError):
+            pool.close()
+        except (WorkerRefusedError, RuntimeError) as error:
+            print(f"{PROG}: error: {error}", file=sys.stderr)
+            pool.close()
+            return 1
     return 0
-
-
-def _raise_termination(signum: int, frame: object) -> None:
-    raise _TerminatedError(signal.Signals(signum).name)
 
 
 if __name__ == "__main__":

@@ -59,6 +59,7 @@ EXPECTED_DEFAULTS = {
     "worker_timeout": 3.0,
     "worker_progress_timeout": 60.0,
     "curve_worker_keys": None,
+    "max_response_bytes": 4_000_000_000,
 }
 FLAGS = [
     "cased_tokenization",
@@ -324,7 +325,13 @@ def test_shutdown_parser_defaults_and_aliases():
     parser = get_shutdown_parser()
     for alias in ("-port", "-port_in", "-port_data"):
         args = parser.parse_args([alias, "5555"])
-        assert vars(args) == {"ip": "localhost", "port": 5555, "timeout": 5000}
+        assert vars(args) == {
+            "ip": "localhost",
+            "port": 5555,
+            "timeout": 5000,
+            "curve_server_key": None,  # new in 2.0: for a server with CURVE
+            "curve_client_keys": None,
+        }
     args = parser.parse_args(["-ip", "10.0.0.2", "-port", "6000", "-timeout", "100"])
     assert (args.ip, args.port, args.timeout) == ("10.0.0.2", 6000, 100)
 

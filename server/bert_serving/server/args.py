@@ -22,6 +22,7 @@ MAX_PORT = 65535
 DEFAULT_HTTP_MAX_BODY = 10 * 1024 * 1024
 MIN_HTTP_MAX_BODY = 1024
 DEFAULT_MAX_REQUEST_BYTES = 100_000_000
+DEFAULT_MAX_RESPONSE_BYTES = 4_000_000_000
 MIN_WORKER_TIMEOUT = 0.3
 SECRET_ARGUMENTS = ("http_api_key",)  # never printed nor sent in SHOW_CONFIG
 
@@ -373,6 +374,13 @@ def _add_security_configs(group: argparse._ArgumentGroup) -> None:
         help="largest request a client may send, in bytes; larger ones get an error",
     )
     group.add_argument(
+        "-max_response_bytes",
+        type=int,
+        default=DEFAULT_MAX_RESPONSE_BYTES,
+        help="largest answer the server assembles, in bytes (token embeddings grow fast); "
+        "a larger one is an error that says how to split the request",
+    )
+    group.add_argument(
         "-curve_secret_key",
         type=str,
         default=None,
@@ -454,6 +462,7 @@ def validate_args(args: argparse.Namespace) -> list[str]:
             *_check_at_least("http_max_body", args.http_max_body, MIN_HTTP_MAX_BODY),
             *_check_ports(args.port, args.port_out, args.http_port, args.port_worker),
             *_check_at_least("max_request_bytes", args.max_request_bytes, 1024),
+            *_check_at_least("max_response_bytes", args.max_response_bytes, 1024),
             *check_key_files(args.curve_secret_key, args.curve_client_keys, args.curve_worker_keys),
             *_check_worker_timeouts(args.worker_timeout, args.worker_progress_timeout),
         ],

@@ -7,6 +7,8 @@ sees every subscription, so an answer for a client whose subscription has not ar
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -28,12 +30,14 @@ from .protocol import (
     decode,
     encoding_frames,
     error_frames,
+    receive,
 )
 from .security import CurveKeys
 
 HOLD_SECONDS = 10.0  # how long an answer waits for its client's subscription
 FINISHED_MEMORY = 10000  # recently finished requests, to drop late duplicates of their parts
 ORPHAN_SECONDS = 60.0  # parts of a request never announced (re-runs after a restart) expire
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
 
 
 @dataclass
@@ -50,25 +54,46 @@ class PendingRequest:
     def complete(self) -> bool:
         return self.num_parts is not None and len(self.parts) == self.num_parts
 
+    @property
+    def answer_bytes(self) -> int:
+        """The size of the assembled answer (parts padded to the longest, under NONE)."""
+        arrays = [array for _, array, _ in self.parts.values()]
+        rows = sum(len(array) for array in arrays)
+        width = max(array.shape[1] for array in arrays) if arrays[0].ndim == 3 else 1
+        return rows * width * arrays[0].shape[-1] * arrays[0].itemsize
+
     def assemble(self) -> tuple[np.ndarray, object]:
-        """The parts' vectors (and tokens) in the client's order."""
-        rows, arrays, tokens = zip(*(self.parts[index] for index in range(self.num_parts)))
+        """The parts' vectors (and tokens) in the client's order. Each part is copied once
+        into the answer and then let go (its buffer is ZeroMQ's, freed with it), so the
+        sink holds about one answer, not parts plus concatenation plus reordering: token
+        embeddings are large."""
+        arrays = [self.parts[index][1] for index in range(self.num_parts)]
+        rows = sum(len(array) for array in arrays)
+        shape: tuple[int, ...] = (rows, *arrays[0].shape[1:])
         if arrays[0].ndim == 3:  # NONE pooling with dynamic length: parts may differ in T
-            width = max(a.shape[1] for a in arrays)
-            arrays = [np.pad(a, ((0, 0), (0, width - a.shape[1]), (0, 0))) for a in arrays]
-        merged = arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
-        flat_tokens = "" if tokens[0] == "" else [row for part in tokens for row in part]
-        if not rows[0]:  # the parts are consecutive slices
-            return merged, flat_tokens
-        positions = np.frombuffer(b"".join(rows), np.int32)
-        ordered = np.empty_like(merged)
-        ordered[positions] = merged
-        if flat_tokens:
-            ordered_tokens = [None] * len(flat_tokens)
-            for position, row in zip(positions.tolist(), flat_tokens):
-                ordered_tokens[position] = row
-            flat_tokens = ordered_tokens
-        return ordered, flat_tokens
+            shape = (rows, max(array.shape[1] for array in arrays), arrays[0].shape[2])
+        answer = np.zeros(shape, arrays[0].dtype)
+        del arrays
+        start, all_rows, tokens = 0, [], []
+        for index in range(self.num_parts):
+            part_rows, array, part_tokens = self.parts.pop(index)
+            # the rows this part holds: its positions in the request, or the next slice
+            end = start + len(array)
+            target = np.frombuffer(part_rows, np.int32) if part_rows else slice(start, end)
+            answer[target, : array.shape[1]] = array
+            all_rows.append(part_rows)
+            tokens.append(part_tokens)
+            start = end
+        if tokens[0] == "":
+            return answer, ""
+        flat_tokens = [row for part in tokens for row in part]
+        if not all_rows[0]:  # the parts are consecutive slices
+            return answer, flat_tokens
+        ordered_tokens = [None] * rows
+        positions = np.frombuffer(b"".join(all_rows), np.int32)
+        for position, row in zip(positions.tolist(), flat_tokens):
+            ordered_tokens[position] = row
+        return answer, ordered_tokens
 
 
 class Publisher:
@@ -121,11 +146,13 @@ class Publisher:
 
 
 class Sink:
-    """Collects the parts of each job and publishes the assembled answer once."""
+    """Collects the parts of each job and publishes the assembled answer once; an answer
+    larger than ``max_response_bytes`` is an error that says how to split the request."""
 
-    def __init__(self, publisher: Publisher, logger):
+    def __init__(self, publisher: Publisher, logger, max_response_bytes: int | None = None):
         self.publisher = publisher
         self.logger = logger
+        self.max_response_bytes = max_response_bytes
         self.pending: dict[bytes, PendingRequest] = {}
         self.finished: OrderedDict[bytes, None] = OrderedDict()
 
@@ -175,6 +202,17 @@ class Sink:
         request = self.pending.get(job)
         if request is None or not request.complete:
             return
+        size = request.answer_bytes
+        if self.max_response_bytes is not None and size > self.max_response_bytes:
+            self._finish(job)
+            message = (
+                f"the answer would take {size / 1e6:.0f} MB, more than -max_response_bytes "
+                f"{self.max_response_bytes / 1e6:.0f} MB: split the request into fewer texts "
+                "(token embeddings take texts x tokens x width x 4 bytes)"
+            )
+            frames = error_frames(request.client, int(request.request_id), message, 413)
+            self.publisher.publish(frames, job)
+            return
         array, tokens = request.assemble()
         self._finish(job)
         frames = encoding_frames(request.client, int(request.request_id), array, tokens)
@@ -200,11 +238,13 @@ class SinkSettings:
     port_out: int
     bind_ip: str
     curve: CurveKeys | None
+    max_response_bytes: int
     verbose: bool
 
     @classmethod
     def from_args(cls, args) -> SinkSettings:
-        return cls(args.port_out, args.bind_ip, CurveKeys.from_args(args), args.verbose)
+        curve = CurveKeys.from_args(args)
+        return cls(args.port_out, args.bind_ip, curve, args.max_response_bytes, args.verbose)
 
 
 @dataclass(frozen=True)
@@ -220,6 +260,7 @@ def run_sink(settings: SinkSettings, addresses: SinkAddresses, startup) -> None:
     request's parts until then, to re-run them if this process dies.
     """
     logger = get_logger("SINK", settings.verbose)
+    release_large_buffers_at_once()
     port_out = settings.port_out
     context = zmq.Context()
     publisher_socket = context.socket(zmq.XPUB)
@@ -249,7 +290,7 @@ def run_sink(settings: SinkSettings, addresses: SinkAddresses, startup) -> None:
             confirmations.send_multipart(Published(job).to_frames())
 
     publisher = Publisher(publisher_socket, logger, confirm)
-    sink = Sink(publisher, logger)
+    sink = Sink(publisher, logger, settings.max_response_bytes)
     poller = zmq.Poller()
     poller.register(publisher_socket, zmq.POLLIN)
     poller.register(receiver, zmq.POLLIN)
@@ -261,7 +302,7 @@ def run_sink(settings: SinkSettings, addresses: SinkAddresses, startup) -> None:
             publisher.on_subscription(publisher_socket.recv())
         if receiver in events:
             try:
-                message = decode(receiver.recv_multipart())
+                message = decode(receive(receiver))  # vectors stay in ZeroMQ's buffers
             except MessageError as err:
                 logger.error("dropped a malformed internal message: %s", err)
                 continue
@@ -276,6 +317,22 @@ def run_sink(settings: SinkSettings, addresses: SinkAddresses, startup) -> None:
     publisher.flush()
     logger.info("stopped")
     _close(context, authenticator, linger=1000)
+
+
+def release_large_buffers_at_once() -> None:
+    """Give big freed buffers (parts, answers) back to the system when they are freed.
+
+    glibc raises its mmap threshold to the size of any mmapped block that is freed (up to
+    32 MB), so after the first large answer the parts of the next one land on the heap,
+    whose freed memory stays resident: the sink would hold every part and the whole answer
+    at once. A fixed threshold of 1 MB keeps large blocks mmapped. Elsewhere (no glibc)
+    this does nothing.
+    """
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(M_MMAP_THRESHOLD, 1 << 20)
+    except (OSError, AttributeError):
+        pass
 
 
 def _close(context: zmq.Context, authenticator, linger: int) -> None:

@@ -24,6 +24,7 @@ from .messages import (
     Welcome,
     decode,
     pack_part_keys,
+    receive,
     unpack_part_keys,
 )
 from .wire import (
@@ -73,6 +74,7 @@ __all__ = [
     "error_frames",
     "pack_part_keys",
     "parse_request",
+    "receive",
     "reply_address",
     "unpack_part_keys",
 ]

@@ -102,6 +102,16 @@ class Message:
         return cls(*values)
 
 
+SMALL_FRAME = 1 << 16  # frames below this are copied to bytes; larger ones (vectors) are not
+
+
+def receive(socket, flags: int = 0) -> list:
+    """A multipart message with its large frames left in ZeroMQ's buffers (zmq.Frame, read
+    through the buffer protocol) and the small ones as bytes: vectors are not copied."""
+    raw = socket.recv_multipart(flags, copy=False)
+    return [frame.bytes if len(frame) < SMALL_FRAME else frame for frame in raw]
+
+
 def decode(frames: list) -> Message:
     """Read a message of any kind."""
     kind = _to_bytes(frames[0]) if frames else b""

@@ -22,11 +22,19 @@ from collections.abc import Iterator
 import zmq
 
 from ..model.fingerprint import fingerprint_differences
-from ..protocol import Goodbye, Heartbeat, Hello, Message, MessageError, Refused, Welcome, decode
+from ..protocol import (
+    Goodbye,
+    Heartbeat,
+    Hello,
+    Message,
+    MessageError,
+    Refused,
+    Welcome,
+    decode,
+    receive,
+)
 from ..security import WORKER_DOMAIN, CurveKeys
 from .registry import WorkerRegistry
-
-SMALL_FRAME = 1 << 16  # frames below this are copied to bytes; larger ones (vectors) are not
 
 
 class WorkerLinks:
@@ -68,11 +76,9 @@ class WorkerLinks:
         (heartbeats are only counted; strangers get Goodbye). Big frames stay zero-copy."""
         while True:
             try:
-                raw = sock.recv_multipart(zmq.NOBLOCK, copy=False)
+                identity, *frames = receive(sock, zmq.NOBLOCK)
             except zmq.Again:
                 return
-            identity = raw[0].bytes
-            frames = [frame.bytes if len(frame) < SMALL_FRAME else frame for frame in raw[1:]]
             try:
                 message = decode(frames)
             except MessageError as err:

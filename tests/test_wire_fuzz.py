@@ -158,6 +158,7 @@ CASES = {
     "list-with-null": ([b"", b'["hello", null]', b"11", b"2"], ("texts[1]",)),
     "list-of-dicts": ([b"", b'[{"a": 1}]', b"11", b"1"], ("texts[0]",)),
     "empty-list": ([b"", b"[]", b"11", b"0"], ("non-empty list",)),
+    "deep-nesting": ([b"", b"[" * 10**6 + b"]" * 10**6, b"11", b"1"], ("nested too deeply",)),
     "empty-string": ([b"", b'["hello", ""]', b"11", b"2"], ("texts[1]",)),
     "whitespace-string": ([b"", b'[" \\t\\n\\u3000 "]', b"11", b"1"], ("texts[0]",)),
     "empty-token": ([b"", b'[["hello", ""]]', b"11", b"1"], ("texts[0][1]",)),
@@ -417,3 +418,36 @@ def test_fuzz_parse_request():
         parse_one()
     finally:
         print(f"\nparse_request fuzz: {dict(counts)}")
+
+
+# -- deeply nested JSON on the ZeroMQ port ---------------------------------------------------
+
+NESTINGS = {
+    "a million brackets": b"[" * 10**6 + b"]" * 10**6,
+    "nested inside a text list": b'["a", ' + b"[" * 200_000 + b"]" * 200_000 + b"]",
+    "nested objects": b'{"a":' * 100_000 + b"1" + b"}" * 100_000,
+    "unclosed": b"[" * 500_000,
+}
+
+
+@pytest.mark.parametrize("name", list(NESTINGS))
+def test_deeply_nested_json_is_refused_with_an_answer(name):
+    payload = NESTINGS[name]
+    with pytest.raises(protocol.BadRequestError):
+        protocol.parse_request([b"client", payload, b"7", b"1"])
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(
+    depth=st.integers(min_value=1, max_value=200_000),
+    opener=st.sampled_from([(b"[", b"]"), (b'{"k":', b"}")]),
+    inside=st.sampled_from([b'"text"', b"1", b"[]", b"null"]),
+)
+def test_fuzz_nesting_depth_never_escapes_as_another_error(depth, opener, inside):
+    """At any depth the parser answers: a request, or BadRequestError naming the problem."""
+    start, end = opener
+    payload = start * depth + inside + end * depth
+    try:
+        protocol.parse_request([b"client", payload, b"7", b"1"])
+    except protocol.BadRequestError as refused:
+        assert str(refused)

@@ -87,11 +87,14 @@ def warn_if_too_long(texts: list, is_tokenized: bool, max_seq_len: Any, stacklev
     """Warn once when some text has more (whitespace) tokens than the server keeps."""
     if not isinstance(max_seq_len, int) or isinstance(max_seq_len, bool):
         return  # null: the server sizes each batch to its longest text
-    longest = max(len(text) if is_tokenized else len(text.split()) for text in texts)
+    # at most max_seq_len + 1 words are split off: a 100 MB text costs no more than a short one
+    longest = max(
+        len(text) if is_tokenized else len(text.split(None, max_seq_len)) for text in texts
+    )
     if longest > max_seq_len:
         warnings.warn(
-            f"some texts have more tokens than the server's max_seq_len ({max_seq_len}), the "
-            f"longest has {longest}: sequences longer than max_seq_len ({max_seq_len}) will be "
+            f"some texts have more tokens than the server's max_seq_len ({max_seq_len}): "
+            f"sequences longer than max_seq_len ({max_seq_len}) will be "
             "truncated by the server. Start the server with a larger -max_seq_len (or NONE) "
             "to keep them whole, or pass check_length=False to silence this warning.",
             stacklevel=stacklevel + 1,

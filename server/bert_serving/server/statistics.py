@@ -7,7 +7,7 @@ import time
 from collections import Counter, deque
 
 RECENT_SECONDS = 10.0  # window of the "recent" rates
-ACTIVE_CLIENT_SECONDS = 60.0  # a client that sent something this recently is active
+RECENT_CLIENT_SECONDS = 60.0  # a client that sent something this recently is recent
 LATENCY_WINDOW = 1000  # latencies of the last requests
 SIZE_WINDOW = 10000  # sizes of the last requests
 CLIENT_MEMORY_SECONDS = 3600.0  # a client silent this long is forgotten, so memory stays flat
@@ -99,7 +99,7 @@ class ServerStatistics:
             "recent_request_per_second": len(self.recent) / window,
             "recent_seq_per_second": sum(n for _, n in self.recent) / window,
             "num_recent_client": sum(
-                1 for seen in self.last_seen.values() if seen > now - ACTIVE_CLIENT_SECONDS
+                1 for seen in self.last_seen.values() if seen > now - RECENT_CLIENT_SECONDS
             ),
             "latency_ms": _latency_summary(self.latencies),
         }
@@ -107,7 +107,7 @@ class ServerStatistics:
 
 def _latency_summary(latencies: deque[float]) -> dict[str, float]:
     """Average and percentiles, in milliseconds, of the last requests' time inside the
-    server (received to last part encoded)."""
+    server (received to its answer published by the sink)."""
     ordered = sorted(latencies)
     if not ordered:
         return {"avg": 0.0, "p50": 0.0, "p95": 0.0, "max": 0.0, "count": 0}

@@ -3,6 +3,9 @@
 The weights are held as TF variables built from a dict of canonical names (see weights.py);
 there is no training code and no dropout. The query, key and value kernels of each layer are
 fused into one matmul, which is the same arithmetic done in one pass instead of three.
+
+Shapes in comments: B texts in the batch, T tokens per text, H hidden size, N attention
+heads, S = H / N the size of one head.
 """
 
 from __future__ import annotations

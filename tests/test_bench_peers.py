@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # the benchmark commands start servers
+
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_peers.py"
 RAW = "raw forward"
 SERVERS = ("server (one call)", "server (batches of 256)")

@@ -21,6 +21,8 @@ from bert_serving.server.cli import benchmark as benchmark_cli
 from tests.servers import free_ports, server_args
 from tests.test_cli import command
 
+pytestmark = pytest.mark.slow  # the benchmark commands start servers
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 COMMON = Settings(
     max_seq_len=16, max_batch_size=256, pooling_layer=(-1,), client_batch_size=8, num_client=1

@@ -148,6 +148,16 @@ def test_llama_index_shows_the_servers_error(base_url):
 # -- huggingface_hub, TEI's API -----------------------------------------------------------
 
 
+@pytest.fixture(autouse=True)
+def hub_not_offline(monkeypatch):
+    """huggingface_hub refuses every URL, this server's too, under HF_HUB_OFFLINE=1 (which
+    other test modules set for transformers): the recipe says to leave it unset."""
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+
+
 def test_huggingface_hub_feature_extraction(base_url, zeromq_vectors):
     from huggingface_hub import InferenceClient
 

@@ -176,6 +176,9 @@ class BertServer(threading.Thread):
     def shutdown(args: argparse.Namespace) -> bool:
         """Ask the server at ``args.ip``:``args.port`` to terminate (``get_shutdown_parser``);
         True once its port closed. HandshakeRefusedError when its CURVE settings differ."""
-        curve = curve_client_options(args.curve_server_key, args.curve_client_keys)
+        # 1.10's callers pass any object with ip, port and timeout: the keys are optional
+        curve = curve_client_options(
+            getattr(args, "curve_server_key", None), getattr(args, "curve_client_keys", None)
+        )
         send_termination(args.ip, args.port, args.timeout, curve)
         return wait_until_closed(args.ip, args.port, args.timeout / 1000)

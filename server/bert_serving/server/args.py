@@ -14,6 +14,7 @@ from enum import Enum
 
 from bert_serving.server import __version__
 from bert_serving.server.model.precision import PRECISIONS
+from bert_serving.server.model.runtime import RUNTIMES
 from bert_serving.server.security import check_key_files
 
 MIN_MAX_SEQ_LEN = 4
@@ -305,6 +306,13 @@ def _add_serving_configs(group: argparse._ArgumentGroup) -> None:
         default="auto",
         help="number format of the forward pass: auto is bfloat16 on CPUs with AMX (faster, "
         "cosine to float32 above 0.9998) and float32 elsewhere; float32 for exact vectors",
+    )
+    group.add_argument(
+        "-runtime",
+        choices=RUNTIMES,
+        default="auto",
+        help="what executes the forward pass: tensorflow, or openvino (CPU, float32 and int8, "
+        "the same vectors within 1e-5); auto picks the faster for this CPU (docs/encoder.md)",
     )
     group.add_argument(
         "-gpu_memory_fraction",

@@ -53,7 +53,7 @@ def run_worker(
     logger.info(
         "ready on %s, computing in %s",
         "CPU" if device_id < 0 else f"GPU {device_id}",
-        encoder.compute_dtype.name,
+        encoder.execution,
     )
     _serve(identity, encoder, args, addresses, current_part, logger)
 

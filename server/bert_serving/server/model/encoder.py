@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence, Union
@@ -28,7 +29,8 @@ from .checkpoint import (
 )
 from .errors import ModelError
 from .pooling import NO_POOLING, POOLED, STRATEGIES, pool
-from .precision import compute_dtype
+from .precision import compute_dtype, cpu_flags
+from .runtime import choose_runtime, openvino_installed
 
 Texts = Union[Sequence[str], Sequence[Sequence[str]]]
 
@@ -52,6 +54,7 @@ class EncoderSettings:
     fp16: bool = False
     xla: bool = False
     precision: str = "auto"
+    runtime: str = "auto"
 
     @classmethod
     def from_args(cls, args) -> EncoderSettings:
@@ -97,11 +100,21 @@ class SentenceEncoder:
                 f"-max_seq_len {settings.max_seq_len} exceeds the model's "
                 f"max_position_embeddings {config.max_position_embeddings}"
             )
+        on_gpu = bool(tf.config.list_physical_devices("GPU"))
         self.compute_dtype = dtype or tf.as_dtype(
-            compute_dtype(
-                settings.precision, settings.fp16, bool(tf.config.list_physical_devices("GPU"))
-            )
+            compute_dtype(settings.precision, settings.fp16, on_gpu)
         )
+        try:
+            self.runtime = choose_runtime(
+                settings.runtime,
+                self.compute_dtype.name,
+                on_gpu,
+                cpu_flags(),
+                openvino_installed(),
+                settings.xla,
+            )
+        except ValueError as error:
+            raise ModelError(str(error)) from None
         num_built = (
             config.num_hidden_layers
             if settings.pooling_strategy == POOLED
@@ -121,6 +134,11 @@ class SentenceEncoder:
         self._forward = tf.function(
             self._pooled, input_signature=signature, jit_compile=settings.xla or None
         )
+        self._execute = self._run_tensorflow
+        if self.runtime == "openvino":
+            from .openvino_forward import compile_forward
+
+            self._execute = compile_forward(self._forward, _intra_op_threads())
 
     @classmethod
     def from_pretrained(
@@ -134,6 +152,11 @@ class SentenceEncoder:
         """Load a Google or Hugging Face BERT folder: ``SentenceEncoder.from_pretrained(path)``."""
         spec = inspect_model(model_dir, tuned_model_dir, ckpt_name, config_name)
         return cls(spec, EncoderSettings(**settings))
+
+    @property
+    def execution(self) -> str:
+        """What computes the vectors, for the logs: ``float32 on openvino``."""
+        return f"{self.compute_dtype.name} on {self.runtime}"
 
     @property
     def max_len(self) -> int:
@@ -203,8 +226,11 @@ class SentenceEncoder:
             target[: len(rows), :width] = source[rows, :width]
         lengths = np.ones(padded_rows, np.int32)
         lengths[: len(rows)] = features.lengths[rows]
-        pooled = self._forward(*arrays, lengths).numpy()
+        pooled = self._execute(*arrays, lengths)
         return pooled[: len(rows)]
+
+    def _run_tensorflow(self, *inputs: np.ndarray) -> np.ndarray:
+        return self._forward(*inputs).numpy()
 
     def _pooled(self, input_ids, input_mask, segment_ids, lengths) -> tf.Tensor:
         outputs = self.model(input_ids, input_mask, segment_ids)
@@ -255,6 +281,12 @@ def _resolve_layers(settings: EncoderSettings, num_layers: int, has_pooler: bool
             f"valid values are {-num_layers}..{num_layers - 1}"
         )
     return [layer % num_layers for layer in settings.pooling_layer]
+
+
+def _intra_op_threads() -> int:
+    """The threads TensorFlow was given (the worker shares the cores between CPU workers),
+    so that another runtime uses the same share."""
+    return tf.config.threading.get_intra_op_parallelism_threads() or len(os.sched_getaffinity(0))
 
 
 def _bucket_length(length: int, limit: int) -> int:

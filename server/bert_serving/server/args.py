@@ -305,7 +305,8 @@ def _add_serving_configs(group: argparse._ArgumentGroup) -> None:
         choices=PRECISIONS,
         default="auto",
         help="number format of the forward pass: auto is bfloat16 on CPUs with AMX (faster, "
-        "cosine to float32 above 0.9998) and float32 elsewhere; float32 for exact vectors",
+        "cosine to float32 above 0.9998) and float32 elsewhere; float32 for exact vectors; "
+        "int8 (opt-in, OpenVINO, cosine to float32 about 0.999) for CPUs with VNNI or AMX",
     )
     group.add_argument(
         "-runtime",

@@ -104,10 +104,12 @@ class SentenceEncoder:
         self.compute_dtype = dtype or tf.as_dtype(
             compute_dtype(settings.precision, settings.fp16, on_gpu)
         )
+        # what the vectors are computed in: the graph's dtype, or int8 by the runtime
+        self.precision = "int8" if settings.precision == "int8" else self.compute_dtype.name
         try:
             self.runtime = choose_runtime(
                 settings.runtime,
-                self.compute_dtype.name,
+                self.precision,
                 on_gpu,
                 cpu_flags(),
                 openvino_installed(),
@@ -138,7 +140,9 @@ class SentenceEncoder:
         if self.runtime == "openvino":
             from .openvino_forward import compile_forward
 
-            self._execute = compile_forward(self._forward, _intra_op_threads())
+            self._execute = compile_forward(
+                self._forward, _intra_op_threads(), int8=self.precision == "int8"
+            )
 
     @classmethod
     def from_pretrained(
@@ -156,7 +160,7 @@ class SentenceEncoder:
     @property
     def execution(self) -> str:
         """What computes the vectors, for the logs: ``float32 on openvino``."""
-        return f"{self.compute_dtype.name} on {self.runtime}"
+        return f"{self.precision} on {self.runtime}"
 
     @property
     def max_len(self) -> int:

@@ -19,17 +19,15 @@ from typing import Callable
 
 import numpy as np
 
+from .quantize import INT8_RUNTIME_CONFIG, int8_weights
+
 SHAPE_CACHE_CAPACITY = 64
 
 
-def compile_forward(
-    forward, threads: int, transform: Callable | None = None, precision_hint: str = "f32"
-) -> Callable[..., np.ndarray]:
+def compile_forward(forward, threads: int, int8: bool = False) -> Callable[..., np.ndarray]:
     """An OpenVINO function with the arguments of ``forward`` (a ``tf.function`` with an
-    input signature) that returns its first output as a numpy array.
-
-    ``transform`` may rewrite the converted ``openvino.Model`` before compiling (int8
-    weights, see quantize.py)."""
+    input signature) that returns its result as a numpy array; with ``int8``, its weights
+    and activations quantized (quantize.py)."""
     import openvino as ov
 
     # share_weights=False: by default the model would point into TensorFlow's temporary
@@ -41,16 +39,17 @@ def compile_forward(
     result = forward.get_concrete_function().outputs[0].name
     (vectors,) = [output for output in converted.outputs if result in output.get_names()]
     model = ov.Model([vectors], converted.get_parameters(), "bert_forward")
-    if transform is not None:
-        model = transform(model)
     config = {
-        "INFERENCE_PRECISION_HINT": precision_hint,
+        "INFERENCE_PRECISION_HINT": "f32",
         "INFERENCE_NUM_THREADS": threads,
         "NUM_STREAMS": 1,
         "PERFORMANCE_HINT": "LATENCY",
         "CPU_DENORMALS_OPTIMIZATION": True,
         "CPU_RUNTIME_CACHE_CAPACITY": str(SHAPE_CACHE_CAPACITY),
     }
+    if int8:
+        model = int8_weights(model)
+        config.update(INT8_RUNTIME_CONFIG)
     request = ov.Core().compile_model(model, "CPU", config).create_infer_request()
 
     def run(*inputs: np.ndarray) -> np.ndarray:

@@ -46,6 +46,8 @@ def choose_runtime(
     if runtime not in RUNTIMES:
         raise ValueError(f"-runtime {runtime!r}: valid values are {', '.join(RUNTIMES)}")
     openvino_can_run = not on_gpu and dtype in ("float32", "int8")
+    if runtime == "tensorflow" and dtype == "int8":
+        raise ValueError("-precision int8 runs on OpenVINO only: use -runtime auto or openvino")
     if runtime == "openvino" or dtype == "int8":
         if not openvino_can_run:
             raise ValueError(

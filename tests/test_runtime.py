@@ -11,6 +11,7 @@ import pytest
 from bert_serving.server.args import PoolingStrategy, get_args_parser
 from bert_serving.server.model import ModelError, inspect_model
 from bert_serving.server.model.encoder import EncoderSettings, SentenceEncoder
+from bert_serving.server.model.openvino_forward import check_against
 from bert_serving.server.model.runtime import choose_runtime
 from tests.fixtures import checkpoints
 from tests.test_minilm import TEXTS
@@ -164,3 +165,49 @@ def test_openvino_gives_tensorflows_vectors_on_minilm(minilm_dir, strategy, laye
     difference = float(np.abs(got - want).max())
     print(f"MiniLM {strategy} {layers}: largest difference {difference:.2e}")
     assert difference <= PARITY
+
+
+def tiny_forward(google_model_dir, **settings):
+    encoder = SentenceEncoder(
+        inspect_model(google_model_dir), EncoderSettings(runtime="tensorflow", **settings)
+    )
+    return encoder._forward, (encoder.spec.config.vocab_size, encoder.max_len)
+
+
+@pytest.mark.parametrize("int8", [False, True])
+def test_the_start_up_check_refuses_a_runtime_that_computes_something_else(google_model_dir, int8):
+    forward, limits = tiny_forward(google_model_dir)
+    check_against(forward, lambda *inputs: forward(*inputs).numpy(), limits, int8)
+
+    def skewed(*inputs):
+        vectors = forward(*inputs).numpy()
+        vectors[0] = -vectors[0]  # one text's vector wrong is enough
+        return vectors
+
+    with pytest.raises(ModelError, match="disagrees with TensorFlow on this CPU"):
+        check_against(forward, skewed, limits, int8)
+
+    def failing(*inputs):
+        raise RuntimeError("could not create a primitive descriptor")
+
+    with pytest.raises(
+        ModelError, match=r"failed its start-up check \(could not create a primitive descriptor\)"
+    ):
+        check_against(forward, failing, limits, int8)
+
+
+def test_auto_stays_on_tensorflow_when_openvino_fails_its_check(
+    google_model_dir, monkeypatch, caplog
+):
+    def broken(*args, **kwargs):
+        raise ModelError("the OpenVINO runtime disagrees with TensorFlow on this CPU")
+
+    monkeypatch.setattr("bert_serving.server.model.encoder.choose_runtime", lambda *a: "openvino")
+    monkeypatch.setattr("bert_serving.server.model.openvino_forward.compile_forward", broken)
+    spec = inspect_model(google_model_dir)
+    encoder = SentenceEncoder(spec, EncoderSettings(precision="float32"))
+    assert encoder.runtime == "tensorflow"
+    assert "running on TensorFlow instead" in caplog.text
+    assert encoder.encode(["still answers"]).embeddings.shape == (1, 32)
+    with pytest.raises(ModelError, match="disagrees"):  # asked for by name: refuse to start
+        SentenceEncoder(spec, EncoderSettings(precision="float32", runtime="openvino"))

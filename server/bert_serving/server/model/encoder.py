@@ -140,9 +140,7 @@ class SentenceEncoder:
         if self.runtime == "openvino":
             from .openvino_forward import compile_forward
 
-            self._execute = compile_forward(
-                self._forward, _intra_op_threads(), int8=self.precision == "int8"
-            )
+            self._use_openvino(compile_forward)
 
     @classmethod
     def from_pretrained(
@@ -232,6 +230,20 @@ class SentenceEncoder:
         lengths[: len(rows)] = features.lengths[rows]
         pooled = self._execute(*arrays, lengths)
         return pooled[: len(rows)]
+
+    def _use_openvino(self, compile_forward) -> None:
+        """Run on OpenVINO; if it fails its start-up check and was only auto's choice in
+        float32, stay on TensorFlow (with a warning) rather than refuse to start."""
+        try:
+            limits = (self.spec.config.vocab_size, self.max_len)
+            self._execute = compile_forward(
+                self._forward, _intra_op_threads(), limits, int8=self.precision == "int8"
+            )
+        except ModelError as error:
+            if self.settings.runtime != "auto" or self.precision == "int8":
+                raise
+            self.logger.warning("%s; running on TensorFlow instead", error)
+            self.runtime = "tensorflow"
 
     def _run_tensorflow(self, *inputs: np.ndarray) -> np.ndarray:
         return self._forward(*inputs).numpy()

@@ -19,15 +19,23 @@ from typing import Callable
 
 import numpy as np
 
+from .errors import ModelError
 from .quantize import INT8_RUNTIME_CONFIG, int8_weights
 
 SHAPE_CACHE_CAPACITY = 64
+PROBE_SHAPE = (64, 16)  # rows x tokens of the start-up check: a full chunk, a short length
+PROBE_VOCAB = 1000  # token ids of the check: the first ones of the vocabulary
+FLOAT32_TOLERANCE = 1e-4  # the check catches breakage; tests hold parity to 1e-5
+INT8_MIN_COSINE = 0.99
 
 
-def compile_forward(forward, threads: int, int8: bool = False) -> Callable[..., np.ndarray]:
+def compile_forward(
+    forward, threads: int, probe_limits: tuple[int, int], int8: bool = False
+) -> Callable[..., np.ndarray]:
     """An OpenVINO function with the arguments of ``forward`` (a ``tf.function`` with an
     input signature) that returns its result as a numpy array; with ``int8``, its weights
-    and activations quantized (quantize.py)."""
+    and activations quantized (quantize.py). ``probe_limits`` (vocabulary size, longest
+    input) bound the batch of the start-up check."""
     import openvino as ov
 
     # share_weights=False: by default the model would point into TensorFlow's temporary
@@ -54,6 +62,50 @@ def compile_forward(forward, threads: int, int8: bool = False) -> Callable[..., 
 
     def run(*inputs: np.ndarray) -> np.ndarray:
         # a copy: the request reuses its output buffer on the next call
-        return np.array(request.infer(list(inputs))[0], copy=True)
+        vectors = np.array(request.infer(list(inputs))[0], copy=True)
+        if vectors.shape[:1] != inputs[0].shape[:1]:
+            raise ModelError(
+                f"OpenVINO returned vectors of shape {vectors.shape} for {len(inputs[0])} "
+                "texts; start with -runtime tensorflow"
+            )
+        return vectors
 
+    check_against(forward, run, probe_limits, int8)
     return run
+
+
+def check_against(
+    forward, run: Callable[..., np.ndarray], limits: tuple[int, int], int8: bool
+) -> None:
+    """Compare one batch with TensorFlow before serving: a runtime that computes something
+    else on this CPU (seen: int8 with its ISA capped to AVX2 returned empty arrays) must
+    fail at start-up, never answer with different vectors."""
+    rng = np.random.default_rng(0)
+    vocab_size, longest = limits
+    shape = (PROBE_SHAPE[0], min(PROBE_SHAPE[1], longest))
+    ids = rng.integers(0, min(PROBE_VOCAB, vocab_size), size=shape).astype(np.int32)
+    inputs = (ids, np.ones_like(ids), np.zeros_like(ids), np.full(len(ids), ids.shape[1], np.int32))
+    want = forward(*inputs).numpy().astype(np.float64)
+    try:
+        got = run(*inputs).astype(np.float64)
+    except (ModelError, RuntimeError) as error:
+        raise ModelError(
+            f"the OpenVINO runtime failed its start-up check ({error}); "
+            "start with -runtime tensorflow (or, for int8, -precision float32)"
+        ) from None
+    if got.shape != want.shape:
+        raise ModelError(f"OpenVINO gave shape {got.shape} where TensorFlow gives {want.shape}")
+    if int8:
+        flat_want, flat_got = want.reshape(len(want), -1), got.reshape(len(got), -1)
+        cosine = (flat_want * flat_got).sum(1) / (
+            np.linalg.norm(flat_want, axis=1) * np.linalg.norm(flat_got, axis=1) + 1e-12
+        )
+        problem = f"lowest cosine {cosine.min():.4f}" if cosine.min() < INT8_MIN_COSINE else ""
+    else:
+        difference = float(np.abs(got - want).max())
+        problem = f"largest difference {difference:.1e}" if difference > FLOAT32_TOLERANCE else ""
+    if problem:
+        raise ModelError(
+            f"the OpenVINO runtime disagrees with TensorFlow on this CPU ({problem}); "
+            "start with -runtime tensorflow"
+        )

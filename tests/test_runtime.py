@@ -131,13 +131,7 @@ def test_openvino_parity_under_the_other_model_options(google_model_dir, setting
 )
 @pytest.mark.parametrize("layout", ["google", "hf"])
 def test_openvino_parity_on_other_configs_and_both_layouts(tmp_path, overrides, layout):
-    config = checkpoints.tiny_config(**overrides)
-    weights = checkpoints.random_weights(config, seed=3)
-    vocab = checkpoints.tiny_vocab()
-    if layout == "google":
-        checkpoints.write_google_checkpoint(tmp_path, config, weights, vocab)
-    else:
-        checkpoints.write_hf_folder(tmp_path, config, weights, vocab, prefix="")
+    checkpoints.write_random_model(tmp_path, layout, seed=3, **overrides)
     assert_same_vectors(encoder_pair(tmp_path, pooling_layer=(-1,)), features())
 
 

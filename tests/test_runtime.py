@@ -8,12 +8,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from bert_serving.client import BertClient
 from bert_serving.server.args import PoolingStrategy, get_args_parser
 from bert_serving.server.model import ModelError, inspect_model
 from bert_serving.server.model.encoder import EncoderSettings, SentenceEncoder
 from bert_serving.server.model.openvino_forward import check_against
 from bert_serving.server.model.runtime import choose_runtime
 from tests.fixtures import checkpoints
+from tests.servers import running_server
 from tests.test_minilm import TEXTS
 from tests.test_model import features
 
@@ -205,3 +207,17 @@ def test_auto_stays_on_tensorflow_when_openvino_fails_its_check(
     assert encoder.encode(["still answers"]).embeddings.shape == (1, 32)
     with pytest.raises(ModelError, match="disagrees"):  # asked for by name: refuse to start
         SentenceEncoder(spec, EncoderSettings(precision="float32", runtime="openvino"))
+
+
+def test_a_server_on_openvino_answers_tensorflows_vectors(google_model_dir):
+    exact = SentenceEncoder(
+        inspect_model(google_model_dir), EncoderSettings(precision="float32", runtime="tensorflow")
+    )
+    texts = ["an openvino worker", "answers every request", "with the same vectors"]
+    with running_server(
+        google_model_dir, "-runtime", "openvino", "-precision", "float32"
+    ) as server:
+        ports = {"port": server.args.port, "port_out": server.args.port_out}
+        with BertClient(timeout=60000, **ports) as bc:
+            got = bc.encode(texts)
+    assert np.abs(got - exact.encode(texts).embeddings).max() <= PARITY

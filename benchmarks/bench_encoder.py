@@ -6,6 +6,12 @@ Compares, on the embedded all-MiniLM-L6-v2 and sentences of about 27 tokens:
   plain     the straightforward TF2 forward: every text padded to the longest, eager ops
   encoder   SentenceEncoder as the server runs it (tf.function, length-sorted chunks)
   xla       the same with -xla (jit_compile, bucketed shapes)
+  openvino  the same forward pass run by OpenVINO (-runtime openvino, float32)
+  int8      OpenVINO with int8 weights and activations (-precision int8)
+
+Each is a float32 path except int8; run it under ONEDNN_MAX_CPU_ISA=AVX2 as well to see an
+AVX2-only CPU (that variable caps TensorFlow's oneDNN kernels, but not OpenVINO's MLAS
+matmuls, which keep using AVX-512: measure OpenVINO on a real AVX2 machine).
 """
 
 from __future__ import annotations
@@ -54,8 +60,14 @@ def main() -> None:
     spec = inspect_model(default_model_dir())
     weights = load_weights(spec)
     settings = {"max_seq_len": 64, "pooling_layer": tuple(options.layers)}
-    encoder = SentenceEncoder(spec, EncoderSettings(**settings), weights=weights)
+    encoder = SentenceEncoder(
+        spec, EncoderSettings(runtime="tensorflow", **settings), weights=weights
+    )
     xla = SentenceEncoder(spec, EncoderSettings(xla=True, **settings), weights=weights)
+    openvino = SentenceEncoder(
+        spec, EncoderSettings(runtime="openvino", precision="float32", **settings), weights
+    )
+    int8 = SentenceEncoder(spec, EncoderSettings(precision="int8", **settings), weights=weights)
     plain_model = BertModel(spec.config, weights, spec.config.num_hidden_layers)
     vocab = list(encoder.tokenizer.vocab)
     texts = corpus(options.sentences, vocab)
@@ -78,7 +90,15 @@ def main() -> None:
             layers[options.layers[0]].numpy()
 
     results = best_rates(
-        {"plain": plain, "encoder": encoder.encode, "xla": xla.encode}, texts, options.rounds
+        {
+            "plain": plain,
+            "encoder": encoder.encode,
+            "xla": xla.encode,
+            "openvino": openvino.encode,
+            "int8": int8.encode,
+        },
+        texts,
+        options.rounds,
     )
     for name, value in results.items():
         print(f"{name:>8}: {value:7.1f} sentences/s  ({value / results['plain']:.2f}x plain)")

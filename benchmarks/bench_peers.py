@@ -23,10 +23,22 @@ Every method encodes the same seeded corpus with the same weights (all-MiniLM-L6
                            settings: REDUCE_MEAN of the last layer (-pooling_layer -1), which
                            is sentence-transformers' mean pooling before normalisation, and
                            --precision (auto by default, as the server's users get it)
+  raw forward, openvino    the same SentenceEncoder with -runtime openvino (float32), unless
+                           the raw forward already runs on OpenVINO
+  raw forward, int8        the same with -precision int8 (OpenVINO, int8 weights and
+                           dynamically quantized activations); its vectors are checked
+                           against --int8-min-cosine instead of --tolerance
   server (one call)        bert-serving-start in a subprocess (-cpu -num_worker 1
-                           -pooling_layer -1 -max_seq_len N -precision P, free ports), one
+                           -pooling_layer -1 -max_seq_len N -precision P -runtime R, free
+                           ports), one
                            BertClient.encode of all sentences
   server (batches of B)    the same server, one encode call per --server-batch sentences
+
+--corpus short (the default) is one- or two-clause sentences of about 27 tokens; --corpus
+long joins them into texts of 30 to 130 tokens, where per-token costs dominate.
+
+The header and the JSON name the CPU and its vector instructions (AVX2, AVX-512, VNNI,
+AMX) and ONEDNN_MAX_CPU_ISA when it is set, since every figure depends on them.
 
 Correctness: each method's vectors are compared once with the raw forward's, all L2-normalised
 (so that normalising and non-normalising methods compare alike); a difference above
@@ -80,7 +92,20 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_WORK_DIR = REPO / "artifacts" / "peers"
 RAW = "raw forward"
+RAW_OPENVINO = "raw forward, openvino"
+RAW_INT8 = "raw forward, int8"
 SERVER = "server (one call)"
+LONG_TOKENS = (30, 130)  # --corpus long: tokens per text, [CLS] and [SEP] included
+WORDS_PER_TOKEN = 0.88  # of this grammar's text under BERT's WordPiece (punctuation counts)
+ISA_FLAGS = {  # /proc/cpuinfo flag -> the name tables use
+    "avx2": "AVX2",
+    "avx512f": "AVX-512",
+    "avx512_vnni": "AVX512-VNNI",
+    "avx_vnni": "AVX-VNNI",
+    "avx512_bf16": "AVX512-BF16",
+    "amx_bf16": "AMX-BF16",
+    "amx_int8": "AMX-INT8",
+}
 SMOKE = {  # small enough for a tiny random model (64 positions) and under a minute
     "sentences": 64,
     "max_seq_len": 64,
@@ -201,6 +226,23 @@ def corpus(count: int, seed: int) -> list[str]:
     return [_sentence(rng) for _ in range(count)]
 
 
+def long_corpus(count: int, seed: int) -> list[str]:
+    """Texts of about 30 to 130 tokens: sentences of the same grammar joined until a drawn
+    length (uniform in LONG_TOKENS) is reached, then cut at a word boundary."""
+    rng = random.Random(seed)
+    texts = []
+    for _ in range(count):
+        words_wanted = int(rng.randint(*LONG_TOKENS) * WORDS_PER_TOKEN)
+        words: list[str] = []
+        while len(words) < words_wanted:
+            words += _sentence(rng).split()
+        texts.append(" ".join(words[:words_wanted]))
+    return texts
+
+
+CORPORA = {"short": corpus, "long": long_corpus}
+
+
 def _clause(rng: random.Random) -> str:
     words = [rng.choice(SUBJECTS), rng.choice(VERBS), rng.choice(OBJECTS)]
     if rng.random() < 0.3:
@@ -232,6 +274,8 @@ class Method:
     encode: Callable[[list[str]], np.ndarray]
     # timed one sentence per call too (not for a second row of the same engine)
     latency: bool = True
+    # lossy by design (int8): checked by its lowest cosine to the raw forward instead
+    min_cosine: float | None = None
 
 
 class UnavailableError(Exception):
@@ -245,6 +289,7 @@ class Setup:
     model_dir: Path
     max_len: int
     precision: str  # of the raw forward and the server (the peers compute in float32)
+    runtime: str  # -runtime of the raw forward and the server
     work_dir: Path
     ort_batch: int
 
@@ -425,17 +470,40 @@ def _mean_pool(hidden: np.ndarray, feed: dict[str, np.ndarray]) -> np.ndarray:
     return (hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
 
 
-def raw_encoder(setup: Setup) -> SentenceEncoder:
-    """This project's SentenceEncoder with exactly the settings the server is started with."""
+def raw_encoder(setup: Setup, **overrides: str) -> SentenceEncoder:
+    """This project's SentenceEncoder with exactly the settings the server is started with
+    (``overrides``: another -runtime or -precision for an extra row)."""
     from bert_serving.server.model import SentenceEncoder
 
+    settings = {"precision": setup.precision, "runtime": setup.runtime, **overrides}
     return SentenceEncoder.from_pretrained(
         setup.model_dir,
         max_seq_len=setup.max_len,
         pooling_strategy="REDUCE_MEAN",
         pooling_layer=(-1,),
-        precision=setup.precision,
+        **settings,
     )
+
+
+def raw_methods(setup: Setup, min_cosine: float) -> tuple[SentenceEncoder, list[Method], dict]:
+    """The raw forward as the server runs it, plus OpenVINO float32 (when that is not
+    already the raw forward) and int8 rows; a row that cannot load is skipped with why."""
+    encoder = raw_encoder(setup)
+    methods = [_encoder_method(RAW, encoder)]
+    extra = {RAW_INT8: ({"precision": "int8", "runtime": "auto"}, min_cosine)}
+    if encoder.runtime != "openvino":
+        extra = {RAW_OPENVINO: ({"precision": "float32", "runtime": "openvino"}, None), **extra}
+    skipped = {}
+    for name, (overrides, cosine) in extra.items():
+        try:
+            methods.append(_encoder_method(name, raw_encoder(setup, **overrides), cosine))
+        except Exception as error:  # e.g. openvino not installed: the other rows still run
+            skipped[name] = f"{type(error).__name__}: {error}"
+    return encoder, methods, skipped
+
+
+def _encoder_method(name: str, encoder: SentenceEncoder, min_cosine: float | None = None):
+    return Method(name, lambda batch: encoder.encode(batch).embeddings, min_cosine=min_cosine)
 
 
 PEERS: tuple[tuple[str, Callable[[Setup], Method]], ...] = (
@@ -476,7 +544,7 @@ def server_process(setup: Setup) -> Iterator[tuple[subprocess.Popen, int, int]]:
     command = [sys.executable, "-m", "bert_serving.server.cli.start", "-cpu"]
     command += ["-model_dir", str(setup.model_dir), "-port", str(port), "-port_out", str(port_out)]
     command += ["-num_worker", "1", "-pooling_layer", "-1", "-max_seq_len", str(setup.max_len)]
-    command += ["-precision", setup.precision]
+    command += ["-precision", setup.precision, "-runtime", setup.runtime]
     setup.work_dir.mkdir(parents=True, exist_ok=True)
     with open(setup.work_dir / "server.log", "w") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
@@ -538,14 +606,20 @@ def warm_up(methods: list[Method], texts: list[str]) -> dict[str, np.ndarray]:
     return vectors
 
 
-def agreement(reference: np.ndarray, vectors: np.ndarray, tolerance: float) -> dict:
-    """Largest difference of the L2-normalised vectors, and whether it is within tolerance."""
+def agreement(
+    reference: np.ndarray, vectors: np.ndarray, tolerance: float, lowest_cosine: float | None
+) -> dict:
+    """Largest difference of the L2-normalised vectors, and whether it is within tolerance
+    (or, for a lossy method, whether its lowest cosine reaches ``lowest_cosine``)."""
     if reference.shape != vectors.shape:
         return {"ok": False, "shape": list(vectors.shape), "expected": list(reference.shape)}
     a, b = _unit(reference), _unit(vectors)
     max_abs = float(np.abs(a - b).max())
     min_cosine = float((a * b).sum(axis=1).min())
-    ok = max_abs <= tolerance and 1 - min_cosine <= tolerance
+    if lowest_cosine is None:
+        ok = max_abs <= tolerance and 1 - min_cosine <= tolerance
+    else:
+        ok = min_cosine >= lowest_cosine
     return {"ok": ok, "max_abs_diff": max_abs, "min_cosine": min_cosine}
 
 
@@ -708,10 +782,40 @@ def environment() -> dict:
             continue
     return {
         "python": platform.python_version(),
+        "cpu": cpu_description(),
         "cores": cpu_cores(),
         "load_average": list(os.getloadavg()),
         "versions": versions,
     }
+
+
+def cpu_description(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict:
+    """The CPU's model name, its vector instructions that matter here, and the oneDNN ISA
+    cap when ONEDNN_MAX_CPU_ISA is set (which makes oneDNN act as an older CPU)."""
+    from bert_serving.server.model.precision import cpu_flags
+
+    flags = cpu_flags(cpuinfo)
+    model = "unknown"
+    try:
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.partition(":")[2].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "model": model,
+        "isa": [name for flag, name in ISA_FLAGS.items() if flag in flags],
+        "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA"),
+    }
+
+
+def cpu_line(cpu: dict) -> str:
+    """``AMD EPYC (AVX2, AVX-512, ...)``, with the oneDNN cap if one is set."""
+    text = f"{cpu['model']} ({', '.join(cpu['isa']) or 'no AVX2'})"
+    if cpu["onednn_max_cpu_isa"]:
+        text += f", ONEDNN_MAX_CPU_ISA={cpu['onednn_max_cpu_isa']}"
+    return text
 
 
 def print_report(report: dict) -> None:
@@ -721,7 +825,9 @@ def print_report(report: dict) -> None:
         f"\n{corpus_info['sentences']} sentences (seed {options['seed']}), "
         f"{corpus_info['mean_tokens']:.1f} tokens on average ({corpus_info['min_tokens']}-"
         f"{corpus_info['max_tokens']}, [CLS]/[SEP] included), max_seq_len {options['max_seq_len']}"
-        f", -precision {options['precision']} (raw forward and server; the peers run float32)"
+        f", -precision {options['precision']} -runtime {options['runtime']} (raw forward and "
+        f"server; the peers run float32), corpus {options['corpus']}"
+        f"\nCPU {cpu_line(report['environment']['cpu'])}"
         f"\nmodel {options['model_dir']}; {report['environment']['cores']} cores, load average "
         f"{report['environment']['load_average'][0]:.2f} at start, "
         f"{report['load_average_end'][0]:.2f} at end"
@@ -736,7 +842,10 @@ def print_report(report: dict) -> None:
 
 
 def _print_agreement(results: dict[str, dict], tolerance: float) -> None:
-    print(f"\ncorrectness against the raw forward (L2-normalised vectors, tolerance {tolerance}):")
+    print(
+        f"\ncorrectness against the raw forward (L2-normalised vectors, tolerance {tolerance}; "
+        "int8 rows: their lowest cosine against --int8-min-cosine):"
+    )
     for name, check in results.items():
         verdict = "ok" if check["ok"] else "MISMATCH"
         if "max_abs_diff" in check:
@@ -804,6 +913,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "forward pass of the raw forward and the server, as -precision: auto is what server "
         "users get (bfloat16 on CPUs with AMX); float32 computes as the peers do",
     )
+    option(
+        "--runtime",
+        "auto",
+        "-runtime of the raw forward and the server: auto, tensorflow or openvino",
+    )
+    parser.add_argument(
+        "--corpus",
+        choices=sorted(CORPORA),
+        default="short",
+        help="short: sentences of about 27 tokens; long: texts of 30 to 130 tokens "
+        "(default %(default)s)",
+    )
+    option("--int8-min-cosine", 0.99, "lowest cosine the int8 row must keep to the raw forward")
     option("--rounds", 3, "timed rounds after the warm-up")
     option("--latency-samples", 200, "one-sentence calls per method")
     parser.add_argument(
@@ -855,15 +977,17 @@ def run(options: argparse.Namespace) -> dict:
         model_dir(options),
         options.max_seq_len,
         options.precision,
+        options.runtime,
         options.work_dir,
         options.ort_batch,
     )
-    texts = corpus(options.sentences, options.seed)
+    texts = CORPORA[options.corpus](options.sentences, options.seed)
     start_environment = environment()
     with server_process(setup) as (process, port, port_out):  # loads while we load the peers
         methods, skipped = peer_methods(setup)
-        encoder = raw_encoder(setup)
-        methods.append(Method(RAW, lambda batch: encoder.encode(batch).embeddings))
+        encoder, raw_rows, raw_skipped = raw_methods(setup, options.int8_min_cosine)
+        methods += raw_rows
+        skipped.update(raw_skipped)
         progress("waiting for the server")
         client = connect_when_ready(process, port, port_out, setup.work_dir / "server.log")
         with client:
@@ -888,9 +1012,11 @@ def run(options: argparse.Namespace) -> dict:
         },
         "skipped": skipped,
         "agreement": {
-            name: agreement(vectors[RAW], value, options.tolerance)
-            for name, value in vectors.items()
-            if name != RAW
+            method.name: agreement(
+                vectors[RAW], vectors[method.name], options.tolerance, method.min_cosine
+            )
+            for method in methods
+            if method.name != RAW
         },
         "throughput": {name: summary(values) for name, values in rates.items()},
         "ratios": ratios(best),

@@ -50,6 +50,7 @@ EXPECTED_DEFAULTS = {
     "xla": False,
     "fp16": False,
     "precision": "auto",
+    "runtime": "auto",
     "gpu_memory_fraction": 0.5,
     "device_map": [],
     "prefetch_size": 10,

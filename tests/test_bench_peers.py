@@ -76,3 +76,51 @@ def test_the_json_holds_speeds_latencies_and_a_concurrency_curve(smoke) -> None:
     assert [point["clients"] for point in report["concurrency"]] == [1, 2]
     assert all(point["best"] > 0 for point in report["concurrency"])
     assert report["ratios"][f"{SERVERS[0]} / {RAW}"] > 0
+
+
+def test_the_cpu_and_its_instructions_head_the_report(smoke) -> None:
+    stdout, report = smoke
+    cpu = report["environment"]["cpu"]
+    assert cpu["model"] and isinstance(cpu["isa"], list)
+    assert re.search(rf"^CPU {re.escape(cpu['model'])} \(", stdout, re.MULTILINE)
+    for name in cpu["isa"]:
+        assert name in (
+            "AVX2",
+            "AVX-512",
+            "AVX512-VNNI",
+            "AVX-VNNI",
+            "AVX512-BF16",
+            "AMX-BF16",
+            "AMX-INT8",
+        )
+
+
+def test_openvino_and_int8_rows_are_measured_and_checked(smoke) -> None:
+    if importlib.util.find_spec("openvino") is None:
+        pytest.skip("openvino is not installed here")
+    _, report = smoke
+    for name in ("raw forward, openvino", "raw forward, int8"):
+        assert report["throughput"][name]["best"] > 0
+        assert report["agreement"][name]["ok"], report["agreement"][name]
+    assert report["agreement"]["raw forward, openvino"]["max_abs_diff"] <= 1e-5
+    assert report["agreement"]["raw forward, int8"]["max_abs_diff"] > 1e-5  # really int8
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("bench_peers", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault(spec.name, module)  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_long_corpus_holds_texts_of_30_to_130_tokens(minilm_dir: Path) -> None:
+    from bert_serving.server.tokenization import BertTokenizer
+
+    tokenizer = BertTokenizer.from_file(minilm_dir / "vocab.txt", lowercase=True)
+    script = load_script()
+    texts = script.long_corpus(500, 0)
+    assert texts == script.long_corpus(500, 0)  # seeded
+    lengths = [len(tokenizer.tokenize(text)) + 2 for text in texts]
+    assert min(lengths) >= 25 and max(lengths) <= 140
+    assert 70 <= sum(lengths) / len(lengths) <= 90

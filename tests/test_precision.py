@@ -35,8 +35,8 @@ def test_the_compute_dtype_follows_precision_device_and_cpu(
 
 
 def test_an_unknown_precision_is_refused():
-    with pytest.raises(ValueError, match="valid values are auto, float32, bfloat16"):
-        compute_dtype("int8", False, False, AMX)
+    with pytest.raises(ValueError, match="valid values are auto, float32, bfloat16, int8"):
+        compute_dtype("int4", False, False, AMX)
 
 
 def test_cpu_flags_are_read_from_cpuinfo(tmp_path):

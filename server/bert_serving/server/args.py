@@ -14,6 +14,7 @@ import os
 from bert_serving.server import __version__
 from bert_serving.server.model.fit import settings_problems
 from bert_serving.server.model.precision import PRECISIONS
+from bert_serving.server.model.runtime import RUNTIMES
 from bert_serving.server.model.strategy import PoolingStrategy
 from bert_serving.server.security import check_key_files
 
@@ -336,7 +337,15 @@ def _add_worker_configs(group: argparse._ArgumentGroup) -> None:
         choices=PRECISIONS,
         default="auto",
         help="number format of the forward pass: auto is bfloat16 on CPUs with AMX (faster, "
-        "cosine to float32 above 0.9998) and float32 elsewhere; float32 for exact vectors",
+        "cosine to float32 above 0.9998) and float32 elsewhere; float32 for exact vectors; "
+        "int8 (opt-in, OpenVINO, cosine to float32 about 0.999) for CPUs with VNNI or AMX",
+    )
+    group.add_argument(
+        "-runtime",
+        choices=RUNTIMES,
+        default="auto",
+        help="what executes the forward pass: tensorflow, or openvino (CPU, float32 and int8, "
+        "the same vectors within 1e-5); auto picks the faster for this CPU (docs/encoder.md)",
     )
     group.add_argument(
         "-gpu_memory_fraction",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence, Union
@@ -30,7 +31,8 @@ from .errors import ModelError
 from .fit import settings_problems
 from .normalization import l2_normalized
 from .pooling import NO_POOLING, POOLED, pool
-from .precision import compute_dtype
+from .precision import compute_dtype, cpu_flags
+from .runtime import choose_runtime, openvino_installed
 from .settings import EncoderSettings
 
 DEFAULT_SETTINGS = EncoderSettings()
@@ -66,11 +68,23 @@ class SentenceEncoder:
         self.logger = logger or logging.getLogger(__name__)
         config = spec.config
         self.layers = _resolve_layers(settings, spec)
+        on_gpu = bool(tf.config.list_physical_devices("GPU"))
         self.compute_dtype = dtype or tf.as_dtype(
-            compute_dtype(
-                settings.precision, settings.fp16, bool(tf.config.list_physical_devices("GPU"))
-            )
+            compute_dtype(settings.precision, settings.fp16, on_gpu)
         )
+        # what the vectors are computed in: the graph's dtype, or int8 by the runtime
+        self.precision = "int8" if settings.precision == "int8" else self.compute_dtype.name
+        try:
+            self.runtime = choose_runtime(
+                settings.runtime,
+                self.precision,
+                on_gpu,
+                cpu_flags(),
+                openvino_installed(),
+                settings.xla,
+            )
+        except ValueError as error:
+            raise ModelError(str(error)) from None
         num_built = (
             config.num_hidden_layers
             if settings.pooling_strategy == POOLED
@@ -90,6 +104,11 @@ class SentenceEncoder:
         self._forward = tf.function(
             self._pooled, input_signature=signature, jit_compile=settings.xla or None
         )
+        self._execute = self._run_tensorflow
+        if self.runtime == "openvino":
+            from .openvino_forward import compile_forward
+
+            self._use_openvino(compile_forward)
 
     @classmethod
     def from_pretrained(
@@ -103,6 +122,11 @@ class SentenceEncoder:
         """Load a Google or Hugging Face BERT folder: ``SentenceEncoder.from_pretrained(path)``."""
         spec = inspect_model(model_dir, tuned_model_dir, ckpt_name, config_name)
         return cls(spec, EncoderSettings(**settings))
+
+    @property
+    def execution(self) -> str:
+        """What computes the vectors, for the logs: ``float32 on openvino``."""
+        return f"{self.precision} on {self.runtime}"
 
     @property
     def max_len(self) -> int:
@@ -175,8 +199,25 @@ class SentenceEncoder:
             target[: len(rows), :width] = source[rows, :width]
         lengths = np.ones(padded_rows, np.int32)
         lengths[: len(rows)] = features.lengths[rows]
-        pooled = self._forward(*arrays, lengths).numpy()
+        pooled = self._execute(*arrays, lengths)
         return pooled[: len(rows)]
+
+    def _use_openvino(self, compile_forward) -> None:
+        """Run on OpenVINO; if it fails its start-up check and was only auto's choice in
+        float32, stay on TensorFlow (with a warning) rather than refuse to start."""
+        try:
+            limits = (self.spec.config.vocab_size, self.max_len)
+            self._execute = compile_forward(
+                self._forward, _intra_op_threads(), limits, int8=self.precision == "int8"
+            )
+        except ModelError as error:
+            if self.settings.runtime != "auto" or self.precision == "int8":
+                raise
+            self.logger.warning("%s; running on TensorFlow instead", error)
+            self.runtime = "tensorflow"
+
+    def _run_tensorflow(self, *inputs: np.ndarray) -> np.ndarray:
+        return self._forward(*inputs).numpy()
 
     def _pooled(self, input_ids, input_mask, segment_ids, lengths) -> tf.Tensor:
         outputs = self.model(input_ids, input_mask, segment_ids)
@@ -223,6 +264,12 @@ def _resolve_layers(settings: EncoderSettings, spec: ModelSpec) -> list[int]:
     if problems:
         raise ModelError("\n".join(problems))
     return [layer % config.num_hidden_layers for layer in settings.pooling_layer]
+
+
+def _intra_op_threads() -> int:
+    """The threads TensorFlow was given (the worker shares the cores between CPU workers),
+    so that another runtime uses the same share."""
+    return tf.config.threading.get_intra_op_parallelism_threads() or len(os.sched_getaffinity(0))
 
 
 def _bucket_length(length: int, limit: int) -> int:

@@ -54,6 +54,7 @@ class EncoderSettings:
     fp16: bool = False
     xla: bool = False
     precision: str = "auto"
+    runtime: str = "auto"
 
     @classmethod
     def from_args(cls, args) -> EncoderSettings:

@@ -59,7 +59,7 @@ def run_worker(
         return
     startup.send(("ready", placement.worker_id))
     device = "CPU" if placement.device_id < 0 else f"GPU {placement.device_id}"
-    logger.info("ready on %s, computing in %s", device, encoder.compute_dtype.name)
+    logger.info("ready on %s, computing in %s", device, encoder.execution)
     host = socket.gethostname()
     hello = Hello(
         name=f"{host}:{os.getpid()}/{placement.worker_id}",
@@ -67,7 +67,7 @@ def run_worker(
         device=device,
         remote=front.remote,
         fingerprint=settings.fingerprint,
-        compute_dtype=encoder.compute_dtype.name,
+        compute_dtype=encoder.precision,  # int8 included: its vectors differ from float32
         seconds_per_token=seconds_per_token,
     )
     membership = Membership(front, hello, settings.prefetch_size, timeout)

@@ -1,0 +1,223 @@
+"""-runtime: which engine runs the forward pass, and that OpenVINO gives TensorFlow's vectors.
+
+Parity is held to 1e-5 in float32 for every pooling strategy and layer choice, on the tiny
+random checkpoints (both layouts, other configs) and on the real MiniLM (slow)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bert_serving.client import BertClient
+from bert_serving.server.args import PoolingStrategy, get_args_parser
+from bert_serving.server.model import ModelError, inspect_model
+from bert_serving.server.model.encoder import EncoderSettings, SentenceEncoder
+from bert_serving.server.model.openvino_forward import check_against
+from bert_serving.server.model.runtime import choose_runtime
+from tests.fixtures import checkpoints
+from tests.servers import running_server
+from tests.test_minilm import TEXTS
+from tests.test_model import features
+
+pytest.importorskip("openvino", reason="the cpu extra installs openvino")
+
+STRATEGIES = [str(strategy) for strategy in PoolingStrategy]
+PARITY = 1e-5
+AVX2 = frozenset({"avx", "avx2", "fma"})
+AVX512 = AVX2 | {"avx512f", "avx512_vnni"}
+
+
+@pytest.mark.parametrize(
+    ("runtime", "dtype", "on_gpu", "flags", "xla", "expected"),
+    [
+        ("auto", "float32", False, AVX2, False, "openvino"),
+        ("auto", "float32", False, AVX512, False, "tensorflow"),
+        ("auto", "bfloat16", False, AVX2, False, "tensorflow"),  # AMX CPUs under auto
+        ("auto", "float32", True, AVX2, False, "tensorflow"),  # the GPU path
+        ("auto", "float32", False, AVX2, True, "tensorflow"),  # -xla is TensorFlow's
+        ("tensorflow", "float32", False, AVX2, False, "tensorflow"),
+        ("openvino", "float32", False, AVX512, False, "openvino"),
+    ],
+)
+def test_auto_picks_the_faster_runtime_for_the_cpu(runtime, dtype, on_gpu, flags, xla, expected):
+    assert choose_runtime(runtime, dtype, on_gpu, flags, True, xla) == expected
+
+
+def test_auto_falls_back_to_tensorflow_without_openvino():
+    assert choose_runtime("auto", "float32", False, AVX2, False) == "tensorflow"
+
+
+@pytest.mark.parametrize(
+    ("runtime", "dtype", "on_gpu", "have_openvino", "message"),
+    [
+        ("openvino", "bfloat16", False, True, "float32 and int8 on the CPU, not bfloat16"),
+        ("openvino", "float32", True, True, "not float32 on a GPU"),
+        ("openvino", "float32", False, False, "needs the openvino package"),
+        ("onnx", "float32", False, True, "valid values are auto, tensorflow, openvino"),
+    ],
+)
+def test_impossible_runtime_choices_are_refused_with_the_reason(
+    runtime, dtype, on_gpu, have_openvino, message
+):
+    with pytest.raises(ValueError, match=message):
+        choose_runtime(runtime, dtype, on_gpu, AVX512, have_openvino)
+
+
+def test_the_start_command_takes_runtime():
+    parser = get_args_parser()
+    assert parser.parse_args(["-model_dir", "m"]).runtime == "auto"
+    assert parser.parse_args(["-model_dir", "m", "-runtime", "openvino"]).runtime == "openvino"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["-model_dir", "m", "-runtime", "onnx"])
+
+
+def test_an_encoder_refuses_openvino_in_bfloat16(google_model_dir):
+    settings = EncoderSettings(runtime="openvino", precision="bfloat16")
+    with pytest.raises(ModelError, match="not bfloat16"):
+        SentenceEncoder(inspect_model(google_model_dir), settings)
+
+
+def encoder_pair(model_dir, **settings) -> tuple[SentenceEncoder, SentenceEncoder]:
+    """The same settings on TensorFlow and on OpenVINO, one set of weights."""
+    spec = inspect_model(model_dir)
+    settings.setdefault("precision", "float32")
+    pair = tuple(
+        SentenceEncoder(spec, EncoderSettings(runtime=runtime, **settings))
+        for runtime in ("tensorflow", "openvino")
+    )
+    assert [encoder.runtime for encoder in pair] == ["tensorflow", "openvino"]
+    return pair
+
+
+def assert_same_vectors(pair, feats) -> float:
+    want, got = (encoder.encode_features(feats) for encoder in pair)
+    assert got.shape == want.shape and got.dtype == want.dtype
+    difference = float(np.abs(got.astype(np.float64) - want).max())
+    assert difference <= PARITY, difference
+    assert np.abs(want).max() > 0.1  # real vectors, not zeros on both sides
+    return difference
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("layers", [(-1,), (-2,), (0,), (-1, 0), (1, -3, 2)])
+def test_openvino_gives_tensorflows_vectors_for_every_strategy_and_layer(
+    google_model_dir, strategy, layers
+):
+    pair = encoder_pair(
+        google_model_dir, pooling_strategy=strategy, pooling_layer=layers, max_seq_len=16
+    )
+    assert_same_vectors(pair, features())
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"mask_cls_sep": True},
+        {"no_position_embeddings": True},
+        {"fp16": True},
+        {"max_seq_len": None, "pooling_strategy": "NONE"},
+        {"max_seq_len": None, "pooling_strategy": "NONE", "fixed_embed_length": True},
+    ],
+)
+def test_openvino_parity_under_the_other_model_options(google_model_dir, settings):
+    assert_same_vectors(encoder_pair(google_model_dir, **settings), features())
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"hidden_act": "gelu_new", "num_hidden_layers": 2},
+        {"hidden_act": "relu", "num_attention_heads": 2, "hidden_size": 16},
+        {"hidden_act": "silu", "intermediate_size": 64, "layer_norm_eps": 1e-6},
+    ],
+)
+@pytest.mark.parametrize("layout", ["google", "hf"])
+def test_openvino_parity_on_other_configs_and_both_layouts(tmp_path, overrides, layout):
+    checkpoints.write_random_model(tmp_path, layout, seed=3, **overrides)
+    assert_same_vectors(encoder_pair(tmp_path, pooling_layer=(-1,)), features())
+
+
+def test_openvino_handles_changing_shapes_in_one_encoder(google_model_dir):
+    """Batches of every size and length through one compiled model (its shape cache)."""
+    pair = encoder_pair(google_model_dir, max_seq_len=None, pooling_layer=(-1,))
+    rng = np.random.default_rng(4)
+    for _ in range(12):
+        rows = [
+            [2, *rng.integers(5, 130, size=int(n)).tolist(), 3]
+            for n in rng.integers(0, 60, size=int(rng.integers(1, 150)))
+        ]
+        assert_same_vectors(pair, features(rows, [None] * len(rows)))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["REDUCE_MEAN", "REDUCE_MAX", "CLS_TOKEN", "NONE"])
+@pytest.mark.parametrize("layers", [(-1,), (-2,), (-1, -4)])
+def test_openvino_gives_tensorflows_vectors_on_minilm(minilm_dir, strategy, layers):
+    pair = encoder_pair(
+        minilm_dir, pooling_strategy=strategy, pooling_layer=layers, max_seq_len=None
+    )
+    texts = TEXTS * 20  # more than one chunk of rows, of mixed lengths
+    want, got = (encoder.encode(texts).embeddings for encoder in pair)
+    difference = float(np.abs(got - want).max())
+    print(f"MiniLM {strategy} {layers}: largest difference {difference:.2e}")
+    assert difference <= PARITY
+
+
+def tiny_forward(google_model_dir, **settings):
+    encoder = SentenceEncoder(
+        inspect_model(google_model_dir), EncoderSettings(runtime="tensorflow", **settings)
+    )
+    return encoder._forward, (encoder.spec.config.vocab_size, encoder.max_len)
+
+
+@pytest.mark.parametrize("int8", [False, True])
+def test_the_start_up_check_refuses_a_runtime_that_computes_something_else(google_model_dir, int8):
+    forward, limits = tiny_forward(google_model_dir)
+    check_against(forward, lambda *inputs: forward(*inputs).numpy(), limits, int8)
+
+    def skewed(*inputs):
+        vectors = forward(*inputs).numpy()
+        vectors[0] = -vectors[0]  # one text's vector wrong is enough
+        return vectors
+
+    with pytest.raises(ModelError, match="disagrees with TensorFlow on this CPU"):
+        check_against(forward, skewed, limits, int8)
+
+    def failing(*inputs):
+        raise RuntimeError("could not create a primitive descriptor")
+
+    with pytest.raises(
+        ModelError, match=r"failed its start-up check \(could not create a primitive descriptor\)"
+    ):
+        check_against(forward, failing, limits, int8)
+
+
+def test_auto_stays_on_tensorflow_when_openvino_fails_its_check(
+    google_model_dir, monkeypatch, caplog
+):
+    def broken(*args, **kwargs):
+        raise ModelError("the OpenVINO runtime disagrees with TensorFlow on this CPU")
+
+    monkeypatch.setattr("bert_serving.server.model.encoder.choose_runtime", lambda *a: "openvino")
+    monkeypatch.setattr("bert_serving.server.model.openvino_forward.compile_forward", broken)
+    spec = inspect_model(google_model_dir)
+    encoder = SentenceEncoder(spec, EncoderSettings(precision="float32"))
+    assert encoder.runtime == "tensorflow"
+    assert "running on TensorFlow instead" in caplog.text
+    assert encoder.encode(["still answers"]).embeddings.shape == (1, 32)
+    with pytest.raises(ModelError, match="disagrees"):  # asked for by name: refuse to start
+        SentenceEncoder(spec, EncoderSettings(precision="float32", runtime="openvino"))
+
+
+def test_a_server_on_openvino_answers_tensorflows_vectors(google_model_dir):
+    exact = SentenceEncoder(
+        inspect_model(google_model_dir), EncoderSettings(precision="float32", runtime="tensorflow")
+    )
+    texts = ["an openvino worker", "answers every request", "with the same vectors"]
+    with running_server(
+        google_model_dir, "-runtime", "openvino", "-precision", "float32"
+    ) as server:
+        ports = {"port": server.args.port, "port_out": server.args.port_out}
+        with BertClient(timeout=60000, **ports) as bc:
+            got = bc.encode(texts)
+    assert np.abs(got - exact.encode(texts).embeddings).max() <= PARITY

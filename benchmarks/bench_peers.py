@@ -74,7 +74,6 @@ import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 
@@ -89,7 +88,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 DEFAULT_WORK_DIR = REPO / "artifacts" / "peers"
 RAW = "raw forward"
 RAW_OPENVINO = "raw forward, openvino"
@@ -191,6 +190,7 @@ PLACES = (
     "in the quiet library",
     "on a cold morning",
     "before lunch",
+    # word lists of the seeded corpus: alike in shape on purpose
     "at the edge of the town",
     "during the storm",
     "in front of everyone",
@@ -774,12 +774,9 @@ def latency_summary(samples: dict[str, list[float]]) -> dict[str, dict]:
 
 def environment() -> dict:
     """What the numbers depend on: versions, cores, and how busy the machine was."""
-    versions = {}
-    for name in VERSIONS_OF:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
+    from bert_serving.server.benchmark.machine import installed_versions
+
+    versions = installed_versions(VERSIONS_OF)
     return {
         "python": platform.python_version(),
         "cpu": cpu_description(),

@@ -36,6 +36,7 @@ def fake_tokens(texts: list) -> list[list[str]]:
     return [["[CLS]", *tokens, "[SEP]"] for tokens in split]
 
 
+# a stand-in speaking the 1.10 protocol: its config fields mirror the real answer's on purpose
 class FakeServer:
     """Use as `with FakeServer(...) as server:`; connect a client to server.port/port_out.
 

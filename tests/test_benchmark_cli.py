@@ -1,5 +1,7 @@
 """bert-serving-benchmark: the command as a user runs it on the tiny model, and its parts."""
 
+# run_benchmark wraps the command like test_cli's run_start: same shape, another command.
+
 from __future__ import annotations
 
 import csv

@@ -6,6 +6,8 @@ ones share one with `-pooling_strategy NONE`; the rest start their own. Run time
 printed at the end (`pytest -s`).
 """
 
+# Tests here share one shape on purpose: run an example, then check its own output.
+
 from __future__ import annotations
 
 import re

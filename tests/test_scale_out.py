@@ -59,6 +59,15 @@ def start_worker(cluster, name: str, model_dir, log_dir: Path, *extra: str) -> s
     return host.python(argv, stdout=log, stderr=subprocess.STDOUT)
 
 
+def start_front_and_two_workers(cluster, model_dir, log_dir: Path) -> subprocess.Popen:
+    """The front in its namespace, a worker in each other one, both registered."""
+    front = start_front(cluster, model_dir, log_dir)
+    start_worker(cluster, "w1", model_dir, log_dir)
+    start_worker(cluster, "w2", model_dir, log_dir)
+    wait_for_workers(cluster, 2)
+    return front
+
+
 def status(cluster) -> dict:
     done = cluster["front"].run(
         [sys.executable, "-m", "tests.scale_client", "status", str(PORT), str(PORT_OUT)], 90
@@ -139,10 +148,7 @@ def test_two_remote_workers_serve_both_clients_as_a_local_server_would(
 def test_a_cut_off_worker_is_given_up_on_and_rejoins_when_the_link_heals(
     cluster, google_model_dir, reference, tmp_path
 ):
-    start_front(cluster, google_model_dir, tmp_path)
-    start_worker(cluster, "w1", google_model_dir, tmp_path)
-    start_worker(cluster, "w2", google_model_dir, tmp_path)
-    wait_for_workers(cluster, 2)
+    start_front_and_two_workers(cluster, google_model_dir, tmp_path)
     stream = start_stream(cluster, 18, tmp_path / "stream")
     time.sleep(4)
     cut_at = time.time()
@@ -170,10 +176,7 @@ def test_a_cut_off_worker_is_given_up_on_and_rejoins_when_the_link_heals(
 def test_stopped_and_killed_workers_lose_nothing_and_come_back(
     cluster, google_model_dir, reference, tmp_path
 ):
-    start_front(cluster, google_model_dir, tmp_path)
-    start_worker(cluster, "w1", google_model_dir, tmp_path)
-    start_worker(cluster, "w2", google_model_dir, tmp_path)
-    wait_for_workers(cluster, 2)
+    start_front_and_two_workers(cluster, google_model_dir, tmp_path)
     stream = start_stream(cluster, 20, tmp_path / "stream")
     time.sleep(3)
     (stopped,) = worker_pids(cluster["w1"])
@@ -192,10 +195,7 @@ def test_stopped_and_killed_workers_lose_nothing_and_come_back(
 
 
 def test_a_restarted_front_gets_its_workers_back(cluster, google_model_dir, reference, tmp_path):
-    front = start_front(cluster, google_model_dir, tmp_path)
-    start_worker(cluster, "w1", google_model_dir, tmp_path)
-    start_worker(cluster, "w2", google_model_dir, tmp_path)
-    wait_for_workers(cluster, 2)
+    front = start_front_and_two_workers(cluster, google_model_dir, tmp_path)
     front.send_signal(signal.SIGTERM)
     assert front.wait(60) == 0
     restarted = time.monotonic()

@@ -1,6 +1,8 @@
 """CURVE encryption and client authentication, the listening interface, request limits and
 secrets kept out of the config."""
 
+# The CURVE tests share a shape on purpose: a server with some keys, clients with others.
+
 from __future__ import annotations
 
 import json

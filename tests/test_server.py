@@ -1,5 +1,7 @@
 """The whole pipeline: real server processes, real ZeroMQ sockets, this project's client."""
 
+# (test_timeouts.py imports the same helpers from tests.servers)
+
 from __future__ import annotations
 
 import json

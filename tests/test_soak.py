@@ -2,6 +2,9 @@
 in its own process; every answer correct and delivered to the right client, the server's
 memory flat, throughput reported."""
 
+# Starting and stopping the server process looks like bench_peers.py's on purpose: the
+# benchmark must not import the tests.
+
 from __future__ import annotations
 
 import subprocess

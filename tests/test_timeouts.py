@@ -2,6 +2,8 @@
 with requests in flight, no orphan process, ports freed, and a clear refusal of a port in
 use."""
 
+# The shutdown tests share a shape on purpose: start, load, stop one way, check the drain.
+
 from __future__ import annotations
 
 import os

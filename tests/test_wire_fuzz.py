@@ -115,6 +115,7 @@ def frame_count(count: int) -> tuple[list[bytes], tuple[str | re.Pattern, ...]]:
     return full[:count], ("frame", re.compile(r"\b4\b"), re.compile(rf"\b{count}\b"))
 
 
+# a table: its rows are alike on purpose
 CASES = {
     # wrong frame counts: the identity (and from 3 frames on, the id) are still there
     "1-frame": ([b""], None),

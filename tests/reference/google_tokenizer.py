@@ -4,6 +4,9 @@ Tests use it as the oracle for the fast tokenizer of the server, so it favours b
 obviously right over being quick: every rule is one small function over characters.
 """
 
+# The CJK ranges repeat the server's on purpose: an oracle that imported them would not be
+# independent of the code it checks.
+
 from __future__ import annotations
 
 import unicodedata

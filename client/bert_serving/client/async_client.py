@@ -60,6 +60,7 @@ class AsyncBertClient:
     with`` block) to release the sockets.
     """
 
+    # the same arguments as BertClient's, on purpose: code moves between the two unchanged
     def __init__(
         self,
         ip: str = "localhost",

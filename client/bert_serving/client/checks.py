@@ -28,6 +28,7 @@ def check_texts(texts: Any, is_tokenized: bool) -> None:
         check_one(index, item)
 
 
+# _check_sentence and _check_token_list mirror each other: one per kind of input
 def _check_sentence(index: int, item: Any) -> None:
     if isinstance(item, list):
         raise TypeError(

@@ -92,6 +92,7 @@ class ConcurrentBertClient:
         finally:
             self._release_kept_if_idle()
 
+    # BertClient's signature, on purpose: ConcurrentBertClient is a drop-in for it
     def encode_async(
         self,
         batch_generator: Iterable[list],

@@ -6,6 +6,8 @@ Parsing only checks what a single value can tell (types, ``-max_seq_len > 3``).
 fails with one clear message instead of a stack trace inside a worker process.
 """
 
+# Argument declarations are alike by nature; helpers hold what is shared by both parsers.
+
 from __future__ import annotations
 
 import argparse

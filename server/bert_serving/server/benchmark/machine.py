@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import platform
+from collections.abc import Sequence
 from importlib import metadata
 
 from bert_serving.server.devices import CPU
@@ -51,10 +52,10 @@ def _cpu_model(cpuinfo: str) -> str | None:
     return platform.processor() or None
 
 
-def installed_versions() -> dict[str, str]:
-    """Versions of the installed DISTRIBUTIONS."""
+def installed_versions(distributions: Sequence[str] = DISTRIBUTIONS) -> dict[str, str]:
+    """Versions of the installed distributions among ``distributions``."""
     versions = {}
-    for name in DISTRIBUTIONS:
+    for name in distributions:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

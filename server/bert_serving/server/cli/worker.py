@@ -22,6 +22,8 @@ from bert_serving.server.cli.table import format_args_table
 PROG = "bert-serving-worker"
 
 
+# the same life as bert-serving-start's main (check, print the table, run until a signal);
+# what is shared (refuse, the SIGTERM helper) is shared, the rest names different things
 def main(argv: Sequence[str] | None = None) -> int:
     args = get_worker_parser().parse_args(argv)
 

@@ -52,6 +52,7 @@ WORKER_COUNTERS = {
 WORKER_LABELS = ["name", "host", "device", "remote"]
 
 
+# the metric declarations below are alike on purpose: one per series
 class ProxyMetrics:
     def __init__(self, server_status: Callable[[], dict], logger: logging.Logger) -> None:
         self.registry = CollectorRegistry()

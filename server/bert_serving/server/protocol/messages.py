@@ -120,6 +120,8 @@ def decode(frames: list) -> Message:
     return _KINDS[kind].from_frames(frames)
 
 
+# The classes below look alike on purpose: each only declares its kind and fields; the
+# encoding lives once, in Message.
 @dataclass(frozen=True)
 class Part(Message):
     """One slice of a request, at most ``-max_batch_size`` texts.

@@ -37,6 +37,7 @@ from ..security import WORKER_DOMAIN, CurveKeys
 from .registry import WorkerRegistry
 
 
+# (its constructor's assignments resemble the Ventilator's in shape only)
 class WorkerLinks:
     def __init__(
         self,

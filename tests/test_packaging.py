@@ -88,9 +88,9 @@ def _wait_for_health(url: str, front: subprocess.Popen) -> dict:
         assert front.poll() is None, front.stderr.read()[-3000:]
         try:
             answer = requests.get(url, timeout=5)
-            if answer.status_code == 200:
+            if answer.status_code == 200 and answer.json()["ready"]:
                 return answer.json()
         except requests.ConnectionError:
             pass
         time.sleep(0.5)
-    raise AssertionError(f"{url} did not answer 200 within 120 s")
+    raise AssertionError(f"{url} did not answer 200 and ready within 120 s")

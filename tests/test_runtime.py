@@ -209,6 +209,7 @@ def test_auto_stays_on_tensorflow_when_openvino_fails_its_check(
         SentenceEncoder(spec, EncoderSettings(precision="float32", runtime="openvino"))
 
 
+@pytest.mark.slow
 def test_a_server_on_openvino_answers_tensorflows_vectors(google_model_dir):
     exact = SentenceEncoder(
         inspect_model(google_model_dir), EncoderSettings(precision="float32", runtime="tensorflow")

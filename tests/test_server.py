@@ -230,15 +230,17 @@ def test_server_config_and_status(server):
 
 @pytest.mark.slow
 def test_priority_request_overtakes_a_large_job(server):
-    finished = {}
+    """The small request does not wait for the big job: it is answered in well under half
+    the big job's time (relative, so that a faster server does not make it fail)."""
     with client_for(server) as big, client_for(server) as small:
-        big.encode(sentences(3000, seed=9), blocking=False)
+        started = time.monotonic()
+        big.encode(sentences(6000, seed=9), blocking=False)
         time.sleep(0.2)
         small.encode(["good day"])
-        finished["small"] = time.monotonic()
+        small_done = time.monotonic() - started
         big.fetch_all()
-        finished["big"] = time.monotonic()
-    assert finished["small"] < finished["big"] - 0.5, finished
+        big_done = time.monotonic() - started
+    assert small_done < big_done / 2, (small_done, big_done)
 
 
 def raw_request(server, frames: list[bytes], identity: bytes) -> list[bytes]:

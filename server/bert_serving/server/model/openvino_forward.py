@@ -6,7 +6,10 @@ compiling takes under a second. The settings that matter, each for a reason:
 - ``INFERENCE_PRECISION_HINT f32``: on CPUs with bfloat16 instructions OpenVINO would
   otherwise compute in bfloat16 by default, which would give silently different vectors;
 - one stream and a thread per core share of this worker (``threads``), as TensorFlow gets;
-- ``CPU_DENORMALS_OPTIMIZATION``: flush denormals to zero, as TensorFlow does on x86;
+- ``CPU_DENORMALS_OPTIMIZATION`` off: on, the plugin sets flush-to-zero on the calling
+  thread and leaves it set, which changes that thread's float arithmetic for everything
+  after it (seen: it broke hypothesis's float generation later in the same process);
+  TensorFlow flushes denormals only inside its own kernels;
 - ``CPU_RUNTIME_CACHE_CAPACITY``: the plugin keeps the kernels it prepared for each input
   shape it met. Without a bound, a server that sees every (rows, length) pair grows by
   hundreds of MB; with it, the least recently used shapes are dropped (measured: about
@@ -52,7 +55,7 @@ def compile_forward(
         "INFERENCE_NUM_THREADS": threads,
         "NUM_STREAMS": 1,
         "PERFORMANCE_HINT": "LATENCY",
-        "CPU_DENORMALS_OPTIMIZATION": True,
+        "CPU_DENORMALS_OPTIMIZATION": False,
         "CPU_RUNTIME_CACHE_CAPACITY": str(SHAPE_CACHE_CAPACITY),
     }
     if int8:

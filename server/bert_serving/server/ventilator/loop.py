@@ -267,6 +267,8 @@ class Ventilator:
             if identity in self.registry.workers:  # registering again: its last session ended
                 self._give_up(identity, WorkerState.LOST)
             self.links.register(sock, identity, message)
+            if not message.remote:  # its start-up report is waiting: say "ready" now
+                self._supervise()
         elif isinstance(message, Ready):
             self.scheduler.worker_ready(identity, message.credit)
         elif isinstance(message, Goodbye):

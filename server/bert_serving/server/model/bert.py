@@ -86,6 +86,7 @@ class EncoderLayer(tf.Module):
             dtype,
             "qkv",
         )
+        # one sublayer per checkpoint block, named as in Google's checkpoint: alike on purpose
         self.attention_output = Dense(
             weights[f"{p}attention/output/dense/kernel"],
             weights[f"{p}attention/output/dense/bias"],

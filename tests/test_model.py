@@ -141,6 +141,18 @@ def test_chunks_of_mixed_lengths_come_back_in_order(google_model_dir, tiny_weigh
     for xla in (False, True):
         encoder = encoder_for(google_model_dir, xla=xla, max_seq_len=None)
         assert_matches_reference(encoder, tiny_weights, tiny_config, feats, "REDUCE_MEAN", (-2,))
+    # however the batch is cut into calls (many small ones, or the fewest), the same vectors
+    encoder = encoder_for(google_model_dir, max_seq_len=None)
+    for call_cost in (0.0, 1e9):
+        encoder.call_cost = call_cost
+        assert_matches_reference(encoder, tiny_weights, tiny_config, feats, "REDUCE_MEAN", (-2,))
+
+
+def test_warm_up_measures_what_a_forward_call_costs(google_model_dir):
+    encoder = encoder_for(google_model_dir)
+    encoder.call_cost = -1.0
+    encoder.warm_up()
+    assert 8 <= encoder.call_cost <= 2048
 
 
 def test_none_pooling_output_length(google_model_dir):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import bisect
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence, Union
@@ -27,6 +28,7 @@ from .checkpoint import (
     inspect_model,
     load_weights,
 )
+from .chunking import DEFAULT_CALL_COST, plan_chunks
 from .errors import ModelError
 from .fit import settings_problems
 from .normalization import l2_normalized
@@ -105,6 +107,8 @@ class SentenceEncoder:
             self._pooled, input_signature=signature, jit_compile=settings.xla or None
         )
         self._execute = self._run_tensorflow
+        # the fixed cost of one forward call in tokens; warm_up measures it on this machine
+        self.call_cost = DEFAULT_CALL_COST
         if self.runtime == "openvino":
             from .openvino_forward import compile_forward
 
@@ -162,7 +166,7 @@ class SentenceEncoder:
 
     def encode_features(self, features: InputFeatures) -> np.ndarray:
         order = np.argsort(features.lengths, kind="stable")
-        chunks = _chunks(order)
+        chunks = self._chunks(order, features.lengths[order])
         outputs = [self._run_chunk(features, rows) for rows in chunks]
         out_dtype = np.float16 if self.settings.fp16 else np.float32
         if self.settings.pooling_strategy == NO_POOLING:
@@ -183,6 +187,14 @@ class SentenceEncoder:
         if self.output_length_varies:
             return features.input_ids.shape[1]
         return self.settings.max_seq_len or self.spec.config.max_position_embeddings
+
+    def _chunks(self, order: np.ndarray, sorted_lengths: np.ndarray) -> list[np.ndarray]:
+        """Rows of each forward call: cut to pad least for the cost of a call (chunking.py);
+        under -xla in fixed chunks, whose shapes warm_up compiled."""
+        if self.settings.xla:
+            return [order[start : start + CHUNK_ROWS] for start in range(0, len(order), CHUNK_ROWS)]
+        cuts = plan_chunks(sorted_lengths, CHUNK_ROWS, self.call_cost, self.spec.config.hidden_size)
+        return [order[cut] for cut in cuts]
 
     def _run_chunk(self, features: InputFeatures, rows: np.ndarray) -> np.ndarray:
         length = int(features.lengths[rows].max())
@@ -239,6 +251,7 @@ class SentenceEncoder:
         pays for it later; return how many shapes were prepared."""
         self.encode(["warm up"])
         if not self.settings.xla:
+            self.call_cost = self._measure_call_cost()
             return 1
         longest = _bucket_length(self.max_len, self.spec.config.max_position_embeddings)
         lengths = [length for length in LENGTH_BUCKETS if length < longest] + [longest]
@@ -248,6 +261,27 @@ class SentenceEncoder:
             ids = np.zeros((count, length), np.int32)
             self._forward(ids, np.ones_like(ids), ids, np.full(count, length, np.int32))
         return len(shapes)
+
+    def _measure_call_cost(self) -> float:
+        """The fixed cost of a forward call in tokens: the time of a one-row call of 8 tokens
+        against that of a 64 x 32 call (the fastest of three each, the least disturbed),
+        kept within [8, 2048] so that one unlucky measurement cannot make the cut absurd."""
+
+        def fastest(rows: int, length: int) -> float:
+            ids = np.full((rows, length), 1, np.int32)
+            arrays = (ids, np.ones_like(ids), np.zeros_like(ids), np.full(rows, length, np.int32))
+            times = []
+            for _ in range(3):
+                started = time.perf_counter()
+                self._execute(*arrays)
+                times.append(time.perf_counter() - started)
+            return min(times)
+
+        small, large = fastest(1, 8), fastest(CHUNK_ROWS, 32)
+        per_token = max(large - small, 1e-9) / (CHUNK_ROWS * 32 - 8)
+        cost = float(np.clip(small / per_token - 8, 8, 2048))
+        self.logger.debug("a forward call costs as much as %.0f tokens", cost)
+        return cost
 
 
 def _resolve_layers(settings: EncoderSettings, spec: ModelSpec) -> list[int]:
@@ -280,7 +314,3 @@ def _bucket_length(length: int, limit: int) -> int:
 
 def _bucket_rows(rows: int) -> int:
     return 1 << (rows - 1).bit_length()
-
-
-def _chunks(order: np.ndarray) -> list[np.ndarray]:
-    return [order[start : start + CHUNK_ROWS] for start in range(0, len(order), CHUNK_ROWS)]

@@ -476,13 +476,15 @@ def raw_encoder(setup: Setup, **overrides: str) -> SentenceEncoder:
     from bert_serving.server.model import SentenceEncoder
 
     settings = {"precision": setup.precision, "runtime": setup.runtime, **overrides}
-    return SentenceEncoder.from_pretrained(
+    encoder = SentenceEncoder.from_pretrained(
         setup.model_dir,
         max_seq_len=setup.max_len,
         pooling_strategy="REDUCE_MEAN",
         pooling_layer=(-1,),
         **settings,
     )
+    encoder.warm_up()  # as a worker does: it measures the cost of a call, which cuts batches
+    return encoder
 
 
 def raw_methods(setup: Setup, min_cosine: float) -> tuple[SentenceEncoder, list[Method], dict]:

@@ -16,6 +16,7 @@ from bert_serving.client import (
     BertClient,
     BertClientTimeoutError,
     BertServerError,
+    HandshakeError,
     VersionMismatchError,
 )
 from bert_serving.client.normalization import unit_length
@@ -243,5 +244,5 @@ def test_curve_encryption(google_model_dir, tmp_path):
                 return await client.encode(["encrypted"])
 
         assert asyncio.run(encode(curve_server_key=public)).shape == (1, 32)
-        with pytest.raises(BertClientTimeoutError):
-            asyncio.run(encode())  # plain TCP: the server refuses the handshake
+        with pytest.raises(HandshakeError, match="requires CURVE"):
+            asyncio.run(encode())  # plain TCP: the server refuses the handshake, said at once

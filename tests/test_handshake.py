@@ -7,6 +7,7 @@ than the test's own timeout, so only the handshake error can end the wait.
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 
@@ -15,7 +16,7 @@ import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
-from bert_serving.client import BertClient, HandshakeError, handshake
+from bert_serving.client import AsyncBertClient, BertClient, HandshakeError, handshake
 from bert_serving.client.handshake import (
     NO_DETAIL_FAILURES_TO_RAISE,
     HandshakeWatch,
@@ -213,6 +214,11 @@ WRONG_SETTINGS = {
 }
 
 
+async def _encode_async(checked: bool, **options) -> None:
+    async with AsyncBertClient(ignore_all_checks=not checked, **options) as client:
+        await client.encode(["a secret sentence"])
+
+
 def _resolve(options: dict, keys) -> dict:
     """'intruder.public' -> that key file's path."""
     return {
@@ -234,6 +240,9 @@ def test_client_and_terminate_name_the_cause_at_once(google_model_dir, keys):
             unchecked = BertClient(timeout=-1, ignore_all_checks=True, **ports, **kwargs)
             with unchecked, pytest.raises(HandshakeError, match=message):
                 unchecked.encode(["a secret sentence"])
+            for checked in (True, False):  # the asyncio client, its handshake and an encode
+                with pytest.raises(HandshakeError, match=message):
+                    asyncio.run(_encode_async(checked, timeout=-1, **ports, **kwargs))
             flags = [f"-{option}" for option in kwargs]
             command = _terminate(
                 server.args.port, *(x for p in zip(flags, kwargs.values()) for x in p)

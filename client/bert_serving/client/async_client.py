@@ -16,6 +16,7 @@ from typing import Any, Awaitable, TypeVar
 import numpy as np
 import zmq
 import zmq.asyncio
+from zmq.utils.monitor import parse_monitor_message
 
 from . import __version__
 from .checks import check_server_version, check_texts, server_sends_tokens, warn_if_too_long
@@ -31,6 +32,7 @@ from .client import (
     client_status,
 )
 from .errors import BertClientTimeoutError
+from .handshake import HandshakeError, HandshakeWatch
 from .protocol import (
     SHOW_CONFIG,
     SHOW_STATUS,
@@ -94,16 +96,21 @@ class AsyncBertClient:
         self._num_request = 0
         self._waiting: dict[int, asyncio.Future[Reply]] = {}  # request id -> its answer
         self._receiver: asyncio.Task[None] | None = None
+        self._watcher: asyncio.Task[None] | None = None  # reads the handshake events
         self._handshake_lock: asyncio.Lock | None = None  # made in the loop (Python 3.8/3.9)
         self._closed = False
         curve = curve_client_options(curve_server_key, curve_client_keys)
         self._context = zmq.asyncio.Context()
         self._sender = self._context.socket(zmq.PUSH)
         self._subscriber = self._context.socket(zmq.SUB)
+        # a refused handshake (CURVE settings that differ) fails the waiting requests at once
+        self._handshakes = HandshakeWatch(uses_curve=bool(curve))
+        self._refusal: HandshakeError | None = None
         for socket in (self._sender, self._subscriber):
             for option, value in curve.items():
                 socket.setsockopt(option, value)
             socket.setsockopt(zmq.LINGER, 0)
+            self._handshakes.watch(socket)  # before connecting: no event is missed
         self._subscriber.setsockopt(zmq.SUBSCRIBE, self.identity)
         self._sender.connect(f"tcp://{ip}:{port}")
         self._subscriber.connect(f"tcp://{ip}:{port_out}")
@@ -160,8 +167,9 @@ class AsyncBertClient:
         if self._closed:
             return
         self._closed = True
-        if self._receiver is not None:
-            self._receiver.cancel()
+        for task in (self._receiver, self._watcher):
+            if task is not None:
+                task.cancel()
         for future in self._waiting.values():
             if not future.done():
                 future.set_exception(RuntimeError("the AsyncBertClient was closed"))
@@ -178,9 +186,10 @@ class AsyncBertClient:
 
     async def __aexit__(self, *exc_info: object) -> None:
         self.close()
-        if self._receiver is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._receiver
+        for task in (self._receiver, self._watcher):
+            if task is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     # ---- internals --------------------------------------------------------------------
 
@@ -279,6 +288,8 @@ class AsyncBertClient:
         registered before the request is sent, so that no answer can come first."""
         self._ensure_open()  # closed while an encode was between its chunks
         self._ensure_receiving()
+        if self._refusal is not None:  # until a later handshake succeeds
+            raise self._refusal
         if answer is None:
             answer = asyncio.get_running_loop().create_future()
         self._num_request += 1
@@ -304,6 +315,23 @@ class AsyncBertClient:
         if self._receiver is None:
             self._receiver = asyncio.ensure_future(self._receive_forever())
             self._receiver.add_done_callback(self._fail_waiting)
+            self._watcher = asyncio.ensure_future(self._watch_handshakes())
+
+    async def _watch_handshakes(self) -> None:
+        """Read the sockets' handshake events; on a refusal, fail every waiting request
+        with the HandshakeError that names the cause (the server never answers them)."""
+        poller = zmq.asyncio.Poller()
+        for monitor in self._handshakes.monitor_sockets:
+            poller.register(monitor, zmq.POLLIN)
+        while True:
+            for monitor, _ in await poller.poll():
+                event = parse_monitor_message(await monitor.recv_multipart())
+                self._refusal = self._handshakes.record(monitor, event)
+                if self._refusal is None:
+                    continue
+                for answer in self._waiting.values():
+                    if not answer.done():
+                        answer.set_exception(self._refusal)
 
     async def _receive_forever(self) -> None:
         """Hand every answer published to this identity to the future awaiting it."""

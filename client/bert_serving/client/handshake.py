@@ -125,6 +125,14 @@ class HandshakeWatch:
             if monitor.error is not None:
                 raise monitor.error
 
+    def record(self, monitor_socket: zmq.Socket, message: dict) -> HandshakeError | None:
+        """Take one event that the caller read from ``monitor_socket`` (one of
+        ``monitor_sockets``; an asyncio client reads them itself) and return the refusal the
+        watched socket is under now, if any."""
+        monitor = next(m for m in self._monitors if m.socket is monitor_socket)
+        self._record(monitor, message)
+        return monitor.error
+
     def wait_until_connected(self, timeout_ms: int) -> bool:
         """Wait for every watched socket's handshake: True once all succeeded, False at the
         timeout, HandshakeError as soon as one is refused."""

@@ -235,7 +235,10 @@ class AsyncBertClient:
         finally:
             for task in tasks:  # after an error: the other chunks are not awaited any more
                 task.cancel()
-        return join_rows([array for array, _ in answers]), join_tokens([t for _, t in answers])
+        tasks.clear()  # done tasks hold their results: join_rows frees each chunk once copied
+        arrays, tokens = [array for array, _ in answers], [part for _, part in answers]
+        del answers
+        return join_rows(arrays), join_tokens(tokens)
 
     async def _request(self, payload: bytes, num_texts: int) -> Reply:
         """Send one encoding request and await its answer (within the timeout)."""

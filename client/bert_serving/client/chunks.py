@@ -38,12 +38,29 @@ def chunk_spans(
         yield (start, end), payload
 
 
-def join_rows(arrays: Sequence[np.ndarray]) -> np.ndarray:
-    """Concatenate chunk results; token embeddings of different lengths are zero-padded."""
-    if arrays[0].ndim == 3:
-        width = max(array.shape[1] for array in arrays)
-        arrays = [np.pad(a, ((0, 0), (0, width - a.shape[1]), (0, 0))) for a in arrays]
-    return np.concatenate(arrays)
+def join_rows(arrays: list[np.ndarray]) -> np.ndarray:
+    """The chunk results in order as one new (writable) array; token embeddings of different
+    lengths are zero-padded to the longest.
+
+    ``arrays`` is emptied on the way: each chunk is released as soon as it is copied, and the
+    result's pages are only touched as they are filled, so the peak is about one result plus
+    one chunk. Padding every chunk first and then concatenating held up to three results at
+    once, which for token embeddings is gigabytes.
+    """
+    first = arrays[0]
+    shape = (sum(len(array) for array in arrays), *first.shape[1:])
+    if first.ndim == 3:
+        shape = (shape[0], max(array.shape[1] for array in arrays), shape[2])
+    result = np.zeros(shape, first.dtype)  # zero pages: committed as they are written
+    del first
+    arrays.reverse()  # taken from the end, in order
+    row = 0
+    while arrays:
+        chunk = arrays.pop()
+        result[row : row + len(chunk), : chunk.shape[1] if chunk.ndim == 3 else None] = chunk
+        row += len(chunk)
+        del chunk  # the last reference: its buffer (a received message) is freed now
+    return result
 
 
 def join_tokens(tokens: Sequence[Any]) -> Any:

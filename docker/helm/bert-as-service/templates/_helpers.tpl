@@ -85,7 +85,7 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{/* bert-serving-start's arguments: the ports, the local workers, CURVE, the model. */}}
 {{- define "bert.frontArgs" -}}
 {{- $ports := .Values.ports -}}
-{{- $args := list "-port" (toString $ports.requests) "-port_out" (toString $ports.results) "-port_worker" (toString $ports.workers) "-http_port" (toString $ports.http) "-num_worker" (toString .Values.front.numWorker) -}}
+{{- $args := list "-port" (toString $ports.requests) "-port_out" (toString $ports.results) "-port_worker" (toString $ports.workers) "-http_port" (toString $ports.http) "-num_worker" (toString .Values.front.numWorker) "-cpu" -}}
 {{- if .Values.curve.enabled -}}
 {{- $dir := .Values.curve.mountPath -}}
 {{- $args = concat $args (list "-curve_secret_key" (printf "%s/keys/front.key_secret" $dir) "-curve_worker_keys" (printf "%s/keys/workers" $dir)) -}}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import json
 import os
 import re
 import signal
@@ -269,6 +270,21 @@ def test_autoscalers_scale_the_workers_only(rendered):
 def test_hpa_and_keda_are_exclusive():
     with pytest.raises(helm_python.HelmRenderError, match="exclusive"):
         render({"autoscaling": {"enabled": True}, "keda": {"enabled": True}})
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"worker": {"replica": 3}},  # a typo
+        {"ports": {"http": 70000}},
+        {"worker": {"gpu": {"count": 0}}},
+        {"front": {"service": {"type": "Headless"}}},
+    ],
+    ids=["typo", "port", "gpus", "service-type"],
+)
+def test_values_the_schema_refuses(values):
+    with pytest.raises(helm_python.HelmValuesError, match="schema"):
+        render(values)
 
 
 def test_curve_without_keys_is_refused():
@@ -683,3 +699,22 @@ def test_every_value_is_in_the_readme_table():
         return True
 
     assert [path for path in documented if not exists(path)] == []
+
+
+def test_the_values_schema_names_only_real_values():
+    """values.schema.json refuses unknown keys: it must not know keys values.yaml lacks."""
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    schema = json.loads((CHART / "values.schema.json").read_text())
+
+    def unknown(node: dict, schema_node: dict, prefix: str = "") -> list[str]:
+        found = []
+        for key, child in schema_node.get("properties", {}).items():
+            if key == "global":  # Helm's own
+                continue
+            if key not in node:
+                found.append(f"{prefix}{key}")
+            elif child.get("additionalProperties") is False:
+                found += unknown(node[key], child, f"{prefix}{key}.")
+        return found
+
+    assert unknown(values, schema) == []

@@ -76,6 +76,12 @@ def selects(selector: dict, deployment: dict) -> bool:
     return all(labels.get(key) == value for key, value in selector.items())
 
 
+def secret_value(documents: list[dict], name: str, key: str) -> str:
+    """One entry of a rendered Secret, decoded (as a secretKeyRef hands it to a pod)."""
+    (secret,) = [doc for doc in of_kind(documents, "Secret") if doc["metadata"]["name"] == name]
+    return base64.b64decode(secret["data"][key]).decode()
+
+
 def secret_files(documents: list[dict], deployment: dict, root: Path) -> None:
     """Write the Secret volumes a Deployment's pod mounts under ``root`` + mountPath, as the
     kubelet lays them out (``items`` pick keys and paths, else every key is a file)."""

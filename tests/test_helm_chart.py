@@ -9,7 +9,6 @@ parsers accept, probes on real proxy routes, and autoscaling on series /metrics 
 
 from __future__ import annotations
 
-import base64
 import copy
 import json
 import os
@@ -35,6 +34,7 @@ from tests.helm_chart import (
     render,
     schema_problems,
     secret_files,
+    secret_value,
     selects,
 )
 
@@ -463,8 +463,7 @@ def test_the_api_key_stays_out_of_the_command_line(rendered):
     reference = env["valueFrom"]["secretKeyRef"]
     monitor = of_kind(documents, "ServiceMonitor")[0]
     assert monitor["spec"]["endpoints"][0]["authorization"]["credentials"] == reference
-    (secret,) = of_kind(documents, "Secret")
-    assert secret["metadata"]["name"] == reference["name"]
+    assert secret_value(documents, reference["name"], reference["key"]) == "s3cret"
     existing = component(rendered["existing-secrets"], "Deployment", "front")
     assert container(existing)["env"][0]["valueFrom"]["secretKeyRef"] == {
         "name": "my-http",
@@ -568,12 +567,9 @@ def launch(deployment: dict, documents: list[dict], replace: dict[str, str]) -> 
     program, args = command_line(deployment)
     args = [replace.get(arg, arg) for arg in args]
     env = dict(os.environ)
-    secrets = {doc["metadata"]["name"]: doc["data"] for doc in of_kind(documents, "Secret")}
     for variable in container(deployment).get("env", []):
         reference = variable["valueFrom"]["secretKeyRef"]
-        env[variable["name"]] = base64.b64decode(
-            secrets[reference["name"]][reference["key"]]
-        ).decode()
+        env[variable["name"]] = secret_value(documents, reference["name"], reference["key"])
     return subprocess.Popen([str(BIN / program), *args], env=env, stdout=subprocess.DEVNULL)
 
 
@@ -641,9 +637,8 @@ def test_a_front_and_a_worker_from_the_chart_serve_every_autoscaling_series(
         assert health["workers_serving"] == 1
 
         endpoint = of_kind(with_hpa, "ServiceMonitor")[0]["spec"]["endpoints"][0]
-        secret = {doc["metadata"]["name"]: doc for doc in of_kind(with_hpa, "Secret")}
         credentials = endpoint["authorization"]["credentials"]
-        token = base64.b64decode(secret[credentials["name"]]["data"][credentials["key"]]).decode()
+        token = secret_value(with_hpa, credentials["name"], credentials["key"])
         port = container_port(front, endpoint["port"])
         url = f"http://127.0.0.1:{port}{endpoint['path']}"
         assert requests.get(url, timeout=10).status_code == 401  # the key is needed

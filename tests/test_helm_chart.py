@@ -25,6 +25,7 @@ import yaml
 
 from tests.helm_chart import (
     CHART,
+    CUSTOM_KINDS,
     NAMESPACE,
     command_line,
     component,
@@ -154,6 +155,31 @@ def test_every_object_is_valid(rendered, values_id, version):
         for problem in schema_problems(document, version)
     ]
     assert problems == []
+
+
+def test_the_kubernetes_validate_command_agrees(rendered, tmp_path):
+    """The command as a user runs it on ``helm template`` output: every built-in object
+    passes --strict; for the custom resources it only warns that it has no schema, which
+    is why they are checked against their CRDs' models above."""
+    documents = rendered["gpu-keda-servicemonitor-apikey"]
+    manifests = tmp_path / "manifests.yaml"
+    manifests.write_text(yaml.safe_dump_all(documents))
+    versions = [word for version in KUBERNETES_VERSIONS for word in ("-k", version)]
+    done = subprocess.run(
+        [str(BIN / "kubernetes-validate"), "--strict", *versions, str(manifests)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    custom = [doc for doc in documents if (doc["apiVersion"], doc["kind"]) in CUSTOM_KINDS]
+    assert len(custom) == 2
+    passed = [line for line in lines if line.startswith("INFO") and " passed " in line]
+    warned = [line for line in lines if line.startswith("WARN")]
+    assert len(passed) == (len(documents) - len(custom)) * len(KUBERNETES_VERSIONS)
+    assert len(warned) == len(custom) * len(KUBERNETES_VERSIONS)
+    assert all("Couldn't find schema for kind" in line for line in warned)
 
 
 def test_the_matrix_covers_every_kind(rendered):

@@ -58,6 +58,11 @@ def test_cpu_flag_puts_every_worker_on_the_cpu():
     assert assign(3, use_cpu=True, gputil=FakeGPUtil(FakeGPU(0))) == [-1, -1, -1]
 
 
+def test_a_front_without_local_workers_warns_of_nothing(caplog):
+    assert assign(0, gputil=FakeGPUtil()) == []
+    assert caplog.text == ""
+
+
 @pytest.mark.parametrize("gputil", [FakeGPUtil(), BrokenGPUtil()], ids=["no-gpu", "no-smi"])
 def test_no_gpu_falls_back_to_cpu_with_a_warning(gputil, caplog):
     assert assign(2, gputil=gputil) == [-1, -1]

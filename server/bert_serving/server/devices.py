@@ -34,7 +34,7 @@ def assign_devices(
     Without GPUs (or without a working GPUtil) every worker falls back to the CPU with
     a warning, so a GPU-less machine serves without any flag.
     """
-    if use_cpu:
+    if use_cpu or num_worker == 0:  # a front whose workers are all remote places none
         return [CPU] * num_worker
     try:
         gputil = gputil or _import_gputil()

@@ -23,8 +23,8 @@ Every method encodes the same seeded corpus with the same weights (all-MiniLM-L6
                            settings: REDUCE_MEAN of the last layer (-pooling_layer -1), which
                            is sentence-transformers' mean pooling before normalisation, and
                            --precision (auto by default, as the server's users get it)
-  raw forward, openvino    the same SentenceEncoder with -runtime openvino (float32), unless
-                           the raw forward already runs on OpenVINO
+  raw forward, openvino    the same SentenceEncoder on the runtime that the raw forward does
+  (or , tensorflow)        not use (float32): both engines measured in one run
   raw forward, int8        the same with -precision int8 (OpenVINO, int8 weights and
                            dynamically quantized activations); its vectors are checked
                            against --int8-min-cosine instead of --tolerance
@@ -91,7 +91,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_WORK_DIR = REPO / "artifacts" / "peers"
 RAW = "raw forward"
-RAW_OPENVINO = "raw forward, openvino"
+RAW_ON = "raw forward, {runtime}"  # the runtime the raw forward does not use
 RAW_INT8 = "raw forward, int8"
 SERVER = "server (one call)"
 LONG_TOKENS = (30, 130)  # --corpus long: tokens per text, [CLS] and [SEP] included
@@ -492,9 +492,11 @@ def raw_methods(setup: Setup, min_cosine: float) -> tuple[SentenceEncoder, list[
     already the raw forward) and int8 rows; a row that cannot load is skipped with why."""
     encoder = raw_encoder(setup)
     methods = [_encoder_method(RAW, encoder)]
-    extra = {RAW_INT8: ({"precision": "int8", "runtime": "auto"}, min_cosine)}
-    if encoder.runtime != "openvino":
-        extra = {RAW_OPENVINO: ({"precision": "float32", "runtime": "openvino"}, None), **extra}
+    other = "tensorflow" if encoder.runtime == "openvino" else "openvino"
+    extra = {
+        RAW_ON.format(runtime=other): ({"precision": "float32", "runtime": other}, None),
+        RAW_INT8: ({"precision": "int8", "runtime": "auto"}, min_cosine),
+    }
     skipped = {}
     for name, (overrides, cosine) in extra.items():
         try:

@@ -99,10 +99,12 @@ def test_openvino_and_int8_rows_are_measured_and_checked(smoke) -> None:
     if importlib.util.find_spec("openvino") is None:
         pytest.skip("openvino is not installed here")
     _, report = smoke
-    for name in ("raw forward, openvino", "raw forward, int8"):
+    # the engine the raw forward does not run on (auto's choice differs between CPUs)
+    (other,) = {"raw forward, openvino", "raw forward, tensorflow"} & set(report["throughput"])
+    for name in (other, "raw forward, int8"):
         assert report["throughput"][name]["best"] > 0
         assert report["agreement"][name]["ok"], report["agreement"][name]
-    assert report["agreement"]["raw forward, openvino"]["max_abs_diff"] <= 1e-5
+    assert report["agreement"][other]["max_abs_diff"] <= 1e-5
     assert report["agreement"]["raw forward, int8"]["max_abs_diff"] > 1e-5  # really int8
 
 

@@ -27,11 +27,11 @@ def test_int8_is_never_the_default():
 
 
 def test_int8_runs_on_openvino_and_nowhere_else():
-    assert choose_runtime("auto", "int8", False, NO_AMX, True) == "openvino"
+    assert choose_runtime("auto", "int8", False, True) == "openvino"
     with pytest.raises(ValueError, match="int8 runs on OpenVINO only"):
-        choose_runtime("tensorflow", "int8", False, NO_AMX, True)
+        choose_runtime("tensorflow", "int8", False, True)
     with pytest.raises(ValueError, match="not int8 on a GPU"):
-        choose_runtime("auto", "int8", True, NO_AMX, True)
+        choose_runtime("auto", "int8", True, True)
 
 
 def test_symmetric_int8_keeps_one_scale_per_output_channel():

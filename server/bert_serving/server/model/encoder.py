@@ -33,7 +33,7 @@ from .errors import ModelError
 from .fit import settings_problems
 from .normalization import l2_normalized
 from .pooling import NO_POOLING, POOLED, pool
-from .precision import compute_dtype, cpu_flags
+from .precision import compute_dtype
 from .runtime import choose_runtime, openvino_installed
 from .settings import EncoderSettings
 
@@ -81,7 +81,6 @@ class SentenceEncoder:
                 settings.runtime,
                 self.precision,
                 on_gpu,
-                cpu_flags(),
                 openvino_installed(),
                 settings.xla,
             )

@@ -6,22 +6,21 @@ arithmetic and give the same float32 vectors (within 1e-6 here; tests hold it to
 What differs is the kernels and the per-call cost: OpenVINO fuses attention and layer norm
 into a few generated kernels and answers one sentence in about half TensorFlow's time.
 
-Which is faster depends on the CPU, so ``auto`` decides by its instructions (see
-docs/encoder.md for the measurements behind the rule):
+What ``auto`` picks (see docs/benchmark.md for the measurements behind the rule):
 
 - a GPU, or bfloat16 (AMX CPUs under ``-precision auto``): TensorFlow, the path measured
-  at 2x sentence-transformers there;
-- a CPU whose widest float32 instructions are AVX2: OpenVINO, 1.25-1.45x TensorFlow's
-  throughput in the first probe (TensorFlow's oneDNN kernels lose most there);
-- AVX-512 CPUs without AMX, float32: TensorFlow, whose oneDNN matmuls run near the FMA peak
-  (OpenVINO measured 0.85-0.95x single-threaded on an AMD EPYC with AVX-512);
+  at 2x sentence-transformers there (OpenVINO computes float32 and int8 only);
+- float32 on any other CPU: OpenVINO. On AVX2-only CPUs it ran 1.25-1.45x TensorFlow's
+  throughput. On an AVX-512 AMD EPYC, both at their best (two threads, quiet machine),
+  it matched TensorFlow on large sorted batches (0.99x-1.06x: both run the matmuls near
+  the FMA peak), ran batches of 8 1.14x faster and answered one sentence in 0.6x the time;
+- ``-xla`` is an option of TensorFlow's compiler, so auto keeps TensorFlow under it;
 - int8 exists only in OpenVINO.
 """
 
 from __future__ import annotations
 
 RUNTIMES = ("auto", "tensorflow", "openvino")
-AVX512_FLAG = "avx512f"
 
 
 def openvino_installed() -> bool:
@@ -37,12 +36,11 @@ def choose_runtime(
     runtime: str,
     dtype: str,
     on_gpu: bool,
-    flags: frozenset[str],
     have_openvino: bool,
     xla: bool = False,
 ) -> str:
-    """The engine for ``-runtime`` given the compute dtype, the device, the CPU flags and
-    ``-xla`` (an option of TensorFlow's compiler, so auto keeps TensorFlow under it)."""
+    """The engine for ``-runtime`` given the compute dtype (which already reflects the CPU:
+    bfloat16 only with AMX), the device, whether OpenVINO is installed, and ``-xla``."""
     if runtime not in RUNTIMES:
         raise ValueError(f"-runtime {runtime!r}: valid values are {', '.join(RUNTIMES)}")
     openvino_can_run = not on_gpu and dtype in ("float32", "int8")
@@ -61,6 +59,6 @@ def choose_runtime(
         return "openvino"
     if runtime == "tensorflow" or xla:
         return "tensorflow"
-    if openvino_can_run and have_openvino and AVX512_FLAG not in flags:
+    if openvino_can_run and have_openvino:
         return "openvino"
     return "tensorflow"

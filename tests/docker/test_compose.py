@@ -31,7 +31,7 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow]
 COMPOSE_FILE = REPO / "docker" / "compose.yaml"
 WORKERS = 2
 CLIENTS = 4
-REQUESTS_PER_CLIENT = 60
+REQUESTS_PER_CLIENT = 100
 KILL_AFTER = CLIENTS * REQUESTS_PER_CLIENT // 3  # answers before a worker is killed
 BATCHES = [
     [f"{word} number {i} of batch {b}" for i in range(16)]
@@ -137,6 +137,7 @@ def test_the_stack_is_healthy(stack):
 def test_a_killed_worker_loses_no_request(stack, report):
     reference = reference_encoder(embedded_model_dir())
     expected = [reference.encode(batch).embeddings for batch in BATCHES]
+    victim = stack.compose("ps", "-q", "worker").split()[0]
     failures: list[str] = []
     lock = threading.Lock()
     enough = threading.Event()
@@ -163,7 +164,6 @@ def test_a_killed_worker_loses_no_request(stack, report):
     for client in clients:
         client.start()
     assert enough.wait(300), f"{stack.answered} answers before the kill; {failures}"
-    victim = stack.compose("ps", "-q", "worker").split()[0]
     docker("kill", victim)
     killed_at = stack.answered
     for client in clients:
@@ -174,7 +174,9 @@ def test_a_killed_worker_loses_no_request(stack, report):
         f"compose failover: killed a worker container after {killed_at} of {total} requests; "
         f"answered {stack.answered}, lost {total - stack.answered}, "
         f"max latency {max(stack.latencies):.2f} s, worker losses seen by the front "
-        f"{status.get('num_worker_losses')}"
+        f"{status.get('num_worker_losses')}; the killed container is "
+        f"{docker('inspect', '-f', '{{.State.Status}}', victim).stdout.strip()} "
+        f"(restart: unless-stopped)"
     )
     assert not failures, failures[:5]
     assert stack.answered == total

@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 from bert_serving.client import BertClient
+from bert_serving.client.client import DEFAULT_CHUNK_SIZE
 from bert_serving.server.model.encoder import SentenceEncoder
 from bert_serving.server.network import free_ports
 from tests.docker.containers import Container, running
@@ -178,18 +179,21 @@ def test_curl_openai_embeddings(served):
 
 
 def in_flight_texts(served: Served) -> list[str]:
-    """Enough texts that encoding them takes about IN_FLIGHT_SECONDS in this container."""
-    sample = [f"{text} number {i}" for i in range(64) for text in TEXTS]
+    """One request (at most the client's chunk size) that takes about IN_FLIGHT_SECONDS here:
+    texts long enough to fill -max_seq_len, so that even the tiny model takes a while."""
+    sample = [f"{' '.join(TEXTS)} number {i}" for i in range(256)]
     with served.client() as client:
         started = time.monotonic()
         client.encode(sample)
         seconds = time.monotonic() - started
     copies = max(1, int(IN_FLIGHT_SECONDS / max(seconds, 1e-3)))
-    return sample * min(copies, 200)
+    return (sample * copies)[:DEFAULT_CHUNK_SIZE]
 
 
 def test_docker_stop_drains_then_exits_0(served, report):
-    """Runs last in its case: `docker stop` while a request is being encoded."""
+    """Runs last in its case: `docker stop` while a request is being encoded; the request
+    is answered, after the stop was asked for, and the server exits 0 before the grace
+    period ends (Docker's SIGKILL would make it 137)."""
     texts = in_flight_texts(served)
     answers: dict = {}
 
@@ -199,24 +203,29 @@ def test_docker_stop_drains_then_exits_0(served, report):
                 answers["vectors"] = client.encode(texts)
             except Exception as error:  # the finding, judged below
                 answers["error"] = error
+            answers["at"] = time.monotonic()
 
     asking = threading.Thread(target=ask)
     asking.start()
-    time.sleep(0.5)  # the request is on its way, its encoding under way
+    time.sleep(0.2)  # the request is on its way, its encoding under way
+    stop_asked = time.monotonic()
     seconds = served.container.stop(GRACE_SECONDS)
-    asking.join(timeout=60)
+    asking.join(timeout=90)
     state = served.container.state()
     report.append(
-        f"CPU image, {served.model} model: docker stop with {len(texts)} texts in flight "
-        f"took {seconds:.1f} s (grace {GRACE_SECONDS} s), exit code {state['ExitCode']}"
+        f"CPU image, {served.model} model: docker stop with a request of {len(texts)} texts "
+        f"in flight took {seconds:.1f} s (grace {GRACE_SECONDS} s), answered "
+        f"{answers.get('at', stop_asked) - stop_asked:.1f} s after the stop was asked, "
+        f"exit code {state['ExitCode']}"
     )
     assert "error" not in answers, answers
+    assert answers["at"] > stop_asked, "answered before the stop: nothing was in flight"
     assert answers["vectors"].shape[0] == len(texts)
     expected = served.reference.encode(texts[: len(TEXTS)]).embeddings
     np.testing.assert_allclose(answers["vectors"][: len(TEXTS)], expected, **TOLERANCE)
     assert state["ExitCode"] == 0, served.container.logs()
     assert not state["OOMKilled"]
-    assert seconds < GRACE_SECONDS  # SIGKILL at the end of the grace period would be 137
+    assert seconds < GRACE_SECONDS
 
 
 # ---- the GPU image on a machine without a GPU ---------------------------------------------

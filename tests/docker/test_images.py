@@ -37,7 +37,8 @@ TEXTS = ["hello world", "the cat is eating ||| the dog does run", "first do it, 
 SHOW_TOKENS = "-show_tokens_to_client"
 UID = "10001"
 GRACE_SECONDS = 30
-IN_FLIGHT_SECONDS = 3.0  # how long the request sent before `docker stop` should take
+IN_FLIGHT_SECONDS = 3.0  # how long the requests sent before `docker stop` should take
+MAX_IN_FLIGHT_REQUESTS = 6
 
 
 @dataclass
@@ -178,51 +179,58 @@ def test_curl_openai_embeddings(served):
     np.testing.assert_allclose(vectors, expected, **TOLERANCE)
 
 
-def in_flight_texts(served: Served) -> list[str]:
-    """One request (at most the client's chunk size) that takes about IN_FLIGHT_SECONDS here:
-    texts long enough to fill -max_seq_len, so that even the tiny model takes a while."""
+def in_flight_requests(served: Served) -> list[list[str]]:
+    """Requests (each at most the client's chunk size, so each is one request) that take
+    about IN_FLIGHT_SECONDS here together; texts long enough to fill -max_seq_len."""
     sample = [f"{' '.join(TEXTS)} number {i}" for i in range(256)]
     with served.client() as client:
         started = time.monotonic()
         client.encode(sample)
         seconds = time.monotonic() - started
-    copies = max(1, int(IN_FLIGHT_SECONDS / max(seconds, 1e-3)))
-    return (sample * copies)[:DEFAULT_CHUNK_SIZE]
+    texts = sample * max(1, int(IN_FLIGHT_SECONDS / max(seconds, 1e-3)))
+    size = DEFAULT_CHUNK_SIZE
+    return [texts[i : i + size] for i in range(0, len(texts), size)][:MAX_IN_FLIGHT_REQUESTS]
 
 
 def test_docker_stop_drains_then_exits_0(served, report):
-    """Runs last in its case: `docker stop` while a request is being encoded; the request
-    is answered, after the stop was asked for, and the server exits 0 before the grace
-    period ends (Docker's SIGKILL would make it 137)."""
-    texts = in_flight_texts(served)
-    answers: dict = {}
+    """Runs last in its case: `docker stop` while requests are being encoded; each is
+    answered, the last after the stop was asked for, and the server exits 0 before the
+    grace period ends (Docker's SIGKILL would make it 137)."""
+    requests = in_flight_requests(served)
+    answers: dict[int, object] = {}
+    answered_at: list[float] = []
 
-    def ask() -> None:
+    def ask(number: int) -> None:
         with served.client() as client:
             try:
-                answers["vectors"] = client.encode(texts)
+                answers[number] = client.encode(requests[number])
             except Exception as error:  # the finding, judged below
-                answers["error"] = error
-            answers["at"] = time.monotonic()
+                answers[number] = error
+            answered_at.append(time.monotonic())
 
-    asking = threading.Thread(target=ask)
-    asking.start()
-    time.sleep(0.2)  # the request is on its way, its encoding under way
+    asking = [threading.Thread(target=ask, args=(n,)) for n in range(len(requests))]
+    for thread in asking:
+        thread.start()
+    time.sleep(0.2)  # the requests are on their way, their encoding under way
     stop_asked = time.monotonic()
     seconds = served.container.stop(GRACE_SECONDS)
-    asking.join(timeout=90)
+    for thread in asking:
+        thread.join(timeout=90)
     state = served.container.state()
+    texts = sum(len(texts) for texts in requests)
     report.append(
-        f"CPU image, {served.model} model: docker stop with a request of {len(texts)} texts "
-        f"in flight took {seconds:.1f} s (grace {GRACE_SECONDS} s), answered "
-        f"{answers.get('at', stop_asked) - stop_asked:.1f} s after the stop was asked, "
-        f"exit code {state['ExitCode']}"
+        f"CPU image, {served.model} model: docker stop with {len(requests)} request(s), "
+        f"{texts} texts, in flight took {seconds:.1f} s (grace {GRACE_SECONDS} s), the last "
+        f"answered {max(answered_at, default=stop_asked) - stop_asked:.1f} s after the stop "
+        f"was asked, exit code {state['ExitCode']}"
     )
-    assert "error" not in answers, answers
-    assert answers["at"] > stop_asked, "answered before the stop: nothing was in flight"
-    assert answers["vectors"].shape[0] == len(texts)
-    expected = served.reference.encode(texts[: len(TEXTS)]).embeddings
-    np.testing.assert_allclose(answers["vectors"][: len(TEXTS)], expected, **TOLERANCE)
+    assert len(answers) == len(requests)
+    for number, vectors in answers.items():
+        assert isinstance(vectors, np.ndarray), f"request {number}: {vectors!r}"
+        assert vectors.shape[0] == len(requests[number])
+    expected = served.reference.encode(requests[0][: len(TEXTS)]).embeddings
+    np.testing.assert_allclose(answers[0][: len(TEXTS)], expected, **TOLERANCE)
+    assert max(answered_at) > stop_asked, "all answered before the stop: nothing was in flight"
     assert state["ExitCode"] == 0, served.container.logs()
     assert not state["OOMKilled"]
     assert seconds < GRACE_SECONDS

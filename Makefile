@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test test-fast lint clean bench-peers
+.PHONY: venv demo test test-fast lint clean bench-peers docker-test
 
 venv: $(STAMP)
 
@@ -31,6 +31,12 @@ test: lint
 # the quick loop while changing code: everything but the tests marked slow
 test-fast: lint
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+# The Docker images built and run, and docker/compose.yaml brought up (tests/docker, marked
+# docker, left out of `make test`). Needs root, Debian's docker.io, debootstrap and
+# docker-compose; starts dockerd when none answers and leaves it running.
+docker-test: $(STAMP)
+	$(PY) -m pytest tests/docker --docker -v $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check $(LINTED)

@@ -39,11 +39,26 @@ def _starts_a_server(words: list[str]) -> bool:
     return any(name in command for name in SERVER_COMMANDS)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test that loads all-MiniLM-L6-v2 (through its fixtures) is slow."""
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--docker",
+        action="store_true",
+        default=False,
+        help="run the tests marked docker too (they need a Docker daemon: make docker-test)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test that loads all-MiniLM-L6-v2 (through its fixtures) is slow; the Docker
+    tests run only when asked for (--docker), so that `make test` needs no daemon."""
     for item in items:
         if MINILM_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+    if not config.getoption("--docker"):
+        deselected = [item for item in items if item.get_closest_marker("docker")]
+        if deselected:
+            config.hook.pytest_deselected(items=deselected)
+            items[:] = [item for item in items if not item.get_closest_marker("docker")]
 
 
 class _ServerStarts:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
 import stat
 import subprocess
 import sys
@@ -113,15 +114,17 @@ def test_gpu_image_uses_cuda_and_gpu_tensorflow():
 
 @pytest.fixture
 def fake_env(tmp_path):
-    """A PATH whose bert-serving-start and python print their arguments, and a model dir."""
+    """A PATH whose bert-serving-start, bert-serving-worker and python print their
+    arguments, and a model dir with a file in it (as a mounted model has)."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    for name in ("bert-serving-start", "fake-python"):
+    for name in ("bert-serving-start", "bert-serving-worker", "fake-python"):
         script = bin_dir / name
         script.write_text(f'#!/usr/bin/env bash\nprintf "{name}"\nprintf " %s" "$@"\necho\n')
         script.chmod(script.stat().st_mode | stat.S_IXUSR)
     model = tmp_path / "model"
     model.mkdir()
+    (model / "config.json").write_text("{}")
     return {
         "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
         "BERT_MODEL_DIR": str(model),
@@ -163,18 +166,30 @@ def test_default_worker_count(fake_env):
 
 
 def test_a_bad_worker_count_is_refused(fake_env):
-    done = run_entrypoint({**fake_env, "NUM_WORKER": "0"})
+    done = run_entrypoint({**fake_env, "NUM_WORKER": "two"})
     assert done.returncode == 2
-    assert "at least 1" in done.stderr
+    assert "at least 0, got 'two'" in done.stderr
     assert done.stdout == ""
 
 
-def test_missing_model_says_how_to_mount_it(fake_env, tmp_path):
-    done = run_entrypoint({**fake_env, "BERT_MODEL_DIR": str(tmp_path / "nothing")}, "2")
-    assert done.returncode == 2
-    assert f"no model at {tmp_path / 'nothing'}" in done.stderr
+def test_a_front_may_have_no_local_worker(fake_env):
+    done = run_entrypoint(fake_env, "0", "-port_worker", "5557")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-4:] == ["-num_worker", "0", "-port_worker", "5557"]
+
+
+@pytest.mark.parametrize("model", ["absent", "empty"])
+def test_without_a_model_the_embedded_one_is_served(fake_env, tmp_path, model):
+    """Nothing mounted (or an empty volume): bert-serving-start gets no -model_dir and so
+    serves the default model installed in the image, and the log says so."""
+    model_dir = tmp_path / "nothing"
+    if model == "empty":
+        model_dir.mkdir()
+    done = run_entrypoint({**fake_env, "BERT_MODEL_DIR": str(model_dir)}, "2")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["bert-serving-start", "-num_worker", "2"]
+    assert f"nothing at {model_dir}, serving the embedded default model" in done.stderr
     assert "docker run -v" in done.stderr
-    assert done.stdout == ""
 
 
 def test_own_model_dir_wins(fake_env, tmp_path):
@@ -188,6 +203,48 @@ def test_own_model_dir_wins(fake_env, tmp_path):
         "-model_dir",
         "/elsewhere",
     ]
+
+
+def test_worker_mode_starts_bert_serving_worker(fake_env):
+    done = run_entrypoint(fake_env, "worker", "2", "-ip", "front", "-port_worker", "5557")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [
+        "bert-serving-worker",
+        "-model_dir",
+        fake_env["BERT_MODEL_DIR"],
+        "-num_worker",
+        "2",
+        "-ip",
+        "front",
+        "-port_worker",
+        "5557",
+    ]
+
+
+def test_a_worker_needs_its_fronts_port(fake_env):
+    done = run_entrypoint(fake_env, "worker", "1", "-ip", "front")
+    assert done.returncode == 2
+    assert "-port_worker" in done.stderr and done.stdout == ""
+    done = run_entrypoint(fake_env, "worker", "0", "-port_worker", "5557")
+    assert done.returncode == 2
+    assert "at least 1, got '0'" in done.stderr
+
+
+def test_healthcheck_of_a_worker_probes_its_front(fake_env):
+    run_entrypoint(fake_env, "worker", "1", "-ip=front", "-port_worker", "5557")
+    done = run_entrypoint(fake_env, "--healthcheck")
+    assert "create_connection" in done.stdout and done.stdout.split()[-2:] == ["front", "5557"]
+
+
+def test_real_healthcheck_of_a_worker_follows_its_front(fake_env):
+    env = {**fake_env, "PYTHON": sys.executable}
+    with socket.create_server(("127.0.0.1", 0)) as front:
+        port = front.getsockname()[1]
+        run_entrypoint(env, "worker", "1", "-ip", "127.0.0.1", "-port_worker", str(port))
+        assert run_entrypoint(env, "--healthcheck").returncode == 0
+    done = run_entrypoint(env, "--healthcheck")
+    assert done.returncode != 0
+    assert "Connection refused" in done.stderr
 
 
 def test_healthcheck_probes_zeromq_without_http(fake_env):

@@ -60,6 +60,7 @@ def test_site_builds_with_every_page(site):
         "encoder",
         "serving",
         "http",
+        "deploy",
     ):
         assert (site / f"{page}.html").is_file(), page
 

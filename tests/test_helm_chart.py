@@ -46,7 +46,7 @@ pytest.importorskip("kubernetes_validate", reason="pip install -r tests/requirem
 
 # the chart says kubeVersion >=1.25; kubernetes-validate has schemas up to 1.37
 KUBERNETES_VERSIONS = ("1.25", "1.31", "1.37")
-README = CHART / "README.md"
+GUIDE = CHART.parents[2] / "docs" / "deploy.md"  # the chart's guide, values table included
 BIN = Path(sys.executable).parent
 START_SECONDS = 120
 
@@ -528,10 +528,10 @@ def test_probe_paths_are_routes_of_the_proxy(hf_model_dir):
 
 
 def adapter_rule() -> dict:
-    """The prometheus-adapter rule the chart's README tells users to install."""
-    blocks = re.findall(r"```yaml\n(.*?)```", README.read_text(), flags=re.S)
+    """The prometheus-adapter rule the chart's guide tells users to install."""
+    blocks = re.findall(r"```yaml\n(.*?)```", GUIDE.read_text(), flags=re.S)
     rules = [yaml.safe_load(block) for block in blocks if "seriesQuery" in block]
-    assert len(rules) == 1, "the README shows one prometheus-adapter rule"
+    assert len(rules) == 1, "the guide shows one prometheus-adapter rule"
     (rule,) = rules[0]["rules"]
     return rule
 
@@ -690,7 +690,7 @@ def test_a_front_and_a_worker_from_the_chart_serve_every_autoscaling_series(
 
 
 def documented_values() -> set[str]:
-    return set(re.findall(r"^\| `([A-Za-z.]+)` \|", README.read_text(), flags=re.M))
+    return set(re.findall(r"^\| `([A-Za-z.]+)` \|", GUIDE.read_text(), flags=re.M))
 
 
 def undocumented(values: dict, documented: set[str], prefix: str = "") -> list[str]:

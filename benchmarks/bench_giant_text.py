@@ -87,35 +87,39 @@ def stage_times(text: str, max_seq_len: int, runs: int) -> dict[str, float]:
     return times
 
 
+def answer_while_streaming(giant: BertClient, other: BertClient, text: str, runs: int) -> tuple:
+    """The giant text's median answer time; the other client's median and longest wait."""
+    latencies, done = [], threading.Event()
+
+    def stream() -> None:
+        while not done.is_set():
+            started = time.perf_counter()
+            other.encode(["an ordinary sentence"])
+            latencies.append(time.perf_counter() - started)
+
+    streaming = threading.Thread(target=stream)
+    streaming.start()
+    try:
+        answered = median_seconds(lambda: giant.encode([text]), runs)
+    finally:
+        done.set()
+        streaming.join()
+    return answered, statistics.median(latencies), max(latencies)
+
+
 def end_to_end(megabytes: list[int], max_seq_len: int, runs: int) -> dict[int, tuple]:
     port, port_out = free_ports(2)
     argv = ["-port", str(port), "-port_out", str(port_out), "-cpu", "-num_worker", "1"]
     argv += ["-max_seq_len", str(max_seq_len), "-max_request_bytes", "110000000"]
     options = {"port": port, "port_out": port_out, "timeout": 120_000}
-    results = {}
     with BertServer(get_args_parser().parse_args(argv)) as server:
         server.wait_until_ready(180)
         with BertClient(**options) as other, BertClient(check_length=False, **options) as giant:
             other.encode(["warm up"])
-            for size in megabytes:
-                text = "a " * (size * 500_000)
-                latencies, done = [], threading.Event()
-
-                def stream() -> None:
-                    while not done.is_set():
-                        started = time.perf_counter()
-                        other.encode(["an ordinary sentence"])
-                        latencies.append(time.perf_counter() - started)
-
-                streaming = threading.Thread(target=stream)
-                streaming.start()
-                try:
-                    answered = median_seconds(lambda: giant.encode([text]), runs)
-                finally:
-                    done.set()
-                    streaming.join()
-                results[size] = (answered, statistics.median(latencies), max(latencies))
-    return results
+            return {
+                size: answer_while_streaming(giant, other, "a " * (size * 500_000), runs)
+                for size in megabytes
+            }
 
 
 def main() -> None:
@@ -132,7 +136,8 @@ def main() -> None:
             print(f"{stage:32s} {seconds:7.3f}")
     if options.stages_only:
         return
-    print(f"# end to end, one worker, -max_seq_len {options.max_seq_len} (median of {options.runs})")
+    print(f"# end to end, one worker, -max_seq_len {options.max_seq_len}", end=" ")
+    print(f"(median of {options.runs})")
     for size, (answered, other, worst) in end_to_end(
         options.megabytes, options.max_seq_len, options.runs
     ).items():

@@ -390,3 +390,27 @@ def test_server_answers_a_100_mb_text_exactly_while_serving_another_client(googl
         "100001000",
     ) as server:
         _answer_giant_while_another_client_streams(server, "a " * 50_000_000, "a " * 30, 25)
+
+
+@pytest.mark.slow
+def test_the_giant_text_benchmark_prints_every_stage():
+    """benchmarks/bench_giant_text.py runs (stages only, a small text): it must not rot."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_giant_text.py"
+    command = [sys.executable, str(script), "--stages-only", "--megabytes", "1", "--runs", "1"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    stages = [line.rsplit(None, 1) for line in done.stdout.splitlines()[1:]]
+    assert [name for name, _ in stages] == [
+        "client: payload",
+        "hop client -> front (TCP)",
+        "front: parse and check",
+        "front: parts",
+        "hop front -> worker (ipc)",
+        "worker: texts of the part",
+        "worker: tokenize",
+    ]
+    assert all(float(seconds) >= 0 for _, seconds in stages)

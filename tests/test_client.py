@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import sys
 import threading
 import time
@@ -10,6 +11,8 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import bert_serving.client.client as client_module
 from bert_serving.client import (
@@ -615,3 +618,30 @@ def test_lone_surrogates_are_refused_before_sending():
         check_texts(["fine", "broken \ud800"], is_tokenized=False)
     with pytest.raises(ValueError, match=r"texts\[0\]\[1\] holds a lone surrogate"):
         check_texts([["ok", "\udfff"]], is_tokenized=True)
+
+
+PLAIN = st.characters(codec="utf-8", exclude_characters='"\\')  # no escape but controls
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    texts=st.one_of(
+        st.lists(st.text(), max_size=5),
+        st.lists(st.text(PLAIN, min_size=1), max_size=5),
+        st.lists(st.lists(st.text(), max_size=3), max_size=3),
+    )
+)
+def test_the_payload_is_json_dumps_byte_for_byte(texts):
+    """Plain strings are joined from their UTF-8 without json.dumps: the bytes on the wire
+    must be the very ones json.dumps makes, escapes and all (1.10's server reads them)."""
+    from bert_serving.client.protocol import texts_payload
+
+    expected = json.dumps(texts, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    assert texts_payload(texts) == expected
+
+
+def test_a_lone_surrogate_fails_the_payload_as_json_dumps_does():
+    from bert_serving.client.protocol import texts_payload
+
+    with pytest.raises(UnicodeEncodeError):
+        texts_payload(["fine", "broken \ud800"])

@@ -331,36 +331,86 @@ def test_short_texts_still_go_in_one_batch_call(spied) -> None:
 # ---------------------------------------------------------------- a real server
 
 
-@pytest.mark.slow
-def test_server_answers_a_giant_text_exactly_while_serving_another_client(google_model_dir):
-    """8 MB at -max_seq_len 25: the vector and tokens of the text cut short, and another
-    client streaming meanwhile gets every answer right. (How fast: docs/reliability.md;
-    the bound itself is asserted above, as tests may not time.)"""
+def _answer_giant_while_another_client_streams(
+    server, giant_text: str, short_text: str, max_seq_len: int
+) -> None:
+    """The giant text's vector and tokens are those of a short text with the same first
+    ``max_seq_len`` tokens; another client streaming meanwhile gets every answer right."""
     import threading
 
     from bert_serving.client import BertClient
-    from tests.servers import running_server
 
-    with running_server(google_model_dir, "-max_seq_len", "25", "-show_tokens_to_client") as server:
-        options = {"port": server.args.port, "port_out": server.args.port_out, "timeout": 60_000}
-        with BertClient(**options) as other, BertClient(check_length=False, **options) as giant:
-            expected = other.encode(["an ordinary sentence"])
-            answers, done = [], threading.Event()
+    options = {"port": server.args.port, "port_out": server.args.port_out, "timeout": 60_000}
+    with BertClient(**options) as other, BertClient(check_length=False, **options) as giant:
+        expected = other.encode(["an ordinary sentence"])
+        answers, done = [], threading.Event()
 
-            def stream() -> None:
-                while not done.is_set():
-                    answers.append(other.encode(["an ordinary sentence"]))
+        def stream() -> None:
+            while not done.is_set():
+                answers.append(other.encode(["an ordinary sentence"]))
 
-            streaming = threading.Thread(target=stream)
-            streaming.start()
-            try:
-                vector, tokens = giant.encode(["a b " * 2_000_000], show_tokens=True)
-            finally:
-                done.set()
-                streaming.join()
-            short_vector, short_tokens = giant.encode(["a b " * 20], show_tokens=True)
-    assert tokens == short_tokens and len(tokens[0]) == 25
+        streaming = threading.Thread(target=stream)
+        streaming.start()
+        try:
+            vector, tokens = giant.encode([giant_text], show_tokens=True)
+        finally:
+            done.set()
+            streaming.join()
+        short_vector, short_tokens = giant.encode([short_text], show_tokens=True)
+    assert tokens == short_tokens and len(tokens[0]) == max_seq_len
     np.testing.assert_allclose(vector, short_vector, atol=1e-6)
     assert answers
     for answer in answers:
         np.testing.assert_allclose(answer, expected, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_server_answers_a_giant_text_exactly_while_serving_another_client(google_model_dir):
+    """8 MB at -max_seq_len 25. (How fast: docs/reliability.md and
+    benchmarks/bench_giant_text.py; the bound itself is asserted above, as tests may not time.)"""
+    from tests.servers import running_server
+
+    with running_server(google_model_dir, "-max_seq_len", "25", "-show_tokens_to_client") as server:
+        _answer_giant_while_another_client_streams(server, "a b " * 2_000_000, "a b " * 20, 25)
+
+
+@pytest.mark.slow
+def test_server_answers_a_100_mb_text_exactly_while_serving_another_client(google_model_dir):
+    """100 MB, the largest request -max_request_bytes allows by default (the limit is raised
+    by the framing's few bytes): read without json.loads, handed to the worker as UTF-8 and
+    offsets, and answered like the short text with the same first 25 tokens."""
+    from tests.servers import running_server
+
+    with running_server(
+        google_model_dir,
+        "-max_seq_len",
+        "25",
+        "-show_tokens_to_client",
+        "-max_request_bytes",
+        "100001000",
+    ) as server:
+        _answer_giant_while_another_client_streams(server, "a " * 50_000_000, "a " * 30, 25)
+
+
+@pytest.mark.slow
+def test_the_giant_text_benchmark_prints_every_stage():
+    """benchmarks/bench_giant_text.py runs (stages only, a small text): it must not rot."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_giant_text.py"
+    command = [sys.executable, str(script), "--stages-only", "--megabytes", "1", "--runs", "1"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    stages = [line.rsplit(None, 1) for line in done.stdout.splitlines()[1:]]
+    assert [name for name, _ in stages] == [
+        "client: payload",
+        "hop client -> front (TCP)",
+        "front: parse and check",
+        "front: parts",
+        "hop front -> worker (ipc)",
+        "worker: texts of the part",
+        "worker: tokenize",
+    ]
+    assert all(float(seconds) >= 0 for _, seconds in stages)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from bert_serving.server import protocol
+from bert_serving.server.protocol.utf8_texts import pack_texts, spans_to_bytes
 from bert_serving.server.sink import Publisher, Sink
 from bert_serving.server.ventilator import Scheduler
 from bert_serving.server.worker import Inbox, Task, WorkerPlacement
@@ -35,7 +36,7 @@ def test_large_requests_are_split_and_small_ones_jump_the_queue():
     scheduler.worker_ready(b"w0", 2)
     first, second = scheduler.next_assignments()
     assert first[1].request_id == b"2" and first[1].priority
-    assert json.loads(second[1].payload) == ["t0", "t1", "t2"]
+    assert second[1].texts() == ["t0", "t1", "t2"]
     assert scheduler.queued == 2 and scheduler.running == 2
     scheduler.published(b"2")
     assert b"2" not in scheduler.requests
@@ -60,6 +61,11 @@ def make_part(
     job: bytes, index: int, texts: list, priority=False, suspect=False, is_tokenized=False
 ) -> protocol.Part:
     """A part as the ventilator sends it, after a trip through the wire format."""
+    if is_tokenized:
+        payload, spans = json.dumps(texts).encode(), b""
+    else:
+        payload, offsets = pack_texts(texts)
+        spans = spans_to_bytes(offsets)
     part = protocol.Part(
         job=job,
         client=b"c",
@@ -69,7 +75,8 @@ def make_part(
         priority=priority,
         suspect=suspect,
         rows=b"",
-        payload=json.dumps(texts).encode(),
+        payload=payload,
+        spans=spans,
     )
     return protocol.decode([bytes(frame) for frame in part.to_frames()])
 
@@ -180,7 +187,7 @@ def test_a_large_request_is_cut_by_text_length_and_put_back_in_order():
     scheduler = Scheduler(max_batch_size=3, priority_batch_size=0)
     job, num_parts = submit(scheduler, request(texts))
     parts = scheduler.requests[job]
-    assert [json.loads(part.payload) for part in parts] == [
+    assert [part.texts() for part in parts] == [
         ["a", "aa", "aaa"],
         ["aaaa", "aaaaa", "aaaaaa"],
         ["aaaaaaa"],
@@ -188,7 +195,7 @@ def test_a_large_request_is_cut_by_text_length_and_put_back_in_order():
     sink, socket = subscribed_sink(b"c")
     sink.handle(protocol.JobAnnounced(job, b"c", b"1", num_parts))
     for part in reversed(parts):  # the sink may get them in any order
-        part_texts = json.loads(part.payload)
+        part_texts = part.texts()
         vectors = np.array([[len(text)] for text in part_texts], np.float32)
         sink.handle(
             result(b"c", b"1", part.index, vectors, [[t] for t in part_texts], job, part.rows)
@@ -198,11 +205,41 @@ def test_a_large_request_is_cut_by_text_length_and_put_back_in_order():
     assert json.loads(frames[1])["tokens"] == [[text] for text in texts]
 
 
-def test_a_one_part_request_forwards_the_clients_payload_untouched():
+@pytest.mark.parametrize("payload", [b'["b","a"]', b'["b", "a"]', b'[["b"],["a"]]'])
+def test_a_one_part_request_forwards_the_clients_payload_untouched(payload):
+    """Plain strings go on with their offsets in the client's bytes, token lists as JSON."""
     scheduler = Scheduler(max_batch_size=3, priority_batch_size=0)
-    job, _ = scheduler.submit(request(["b", "a"]), b'["b","a"]')
+    parsed = protocol.parse_request([b"c", payload, b"1", b"2"])
+    job, _ = scheduler.submit(parsed, payload)
     (part,) = scheduler.requests[job]
-    assert part.payload == b'["b","a"]' and part.rows == b""
+    assert part.payload is payload and part.rows == b""
+    sent = protocol.decode([bytes(frame) for frame in part.to_frames()])
+    assert sent.texts() == json.loads(payload)
+
+
+def test_raw_texts_with_escapes_go_to_the_worker_as_utf8_and_offsets():
+    payload = json.dumps(['q"uote', "ünï\ncode", "\ud83d\udc4d"]).encode()
+    parsed = protocol.parse_request([b"c", payload, b"1", b"3"])
+    assert parsed.spans is None  # escapes: read by json.loads
+    scheduler = Scheduler(max_batch_size=3, priority_batch_size=0)
+    job, _ = scheduler.submit(parsed, payload)
+    (part,) = scheduler.requests[job]
+    assert bytes(part.payload) == 'q"uoteünï\ncode👍'.encode()
+    sent = protocol.decode([bytes(frame) for frame in part.to_frames()])
+    assert sent.texts() == json.loads(payload)
+
+
+@pytest.mark.parametrize(
+    "spans, payload",
+    [(b"\x01\x02", b"ab"), (np.array([[0, 9]], "<i8").tobytes(), b"ab"), (b"", b"\xff")],
+    ids=["ragged", "outside", "not-utf8"],
+)
+def test_a_part_whose_texts_do_not_decode_raises_a_message_error(spans, payload):
+    if not spans:
+        spans = np.array([[0, 1]], "<i8").tobytes()
+    part = protocol.Part(b"1", b"c", b"1", 0, False, False, False, b"", payload, spans)
+    with pytest.raises(protocol.MessageError, match="texts do not decode"):
+        part.texts()
 
 
 def test_sink_pads_token_embeddings_of_parts_to_the_longest():

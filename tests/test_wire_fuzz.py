@@ -13,6 +13,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Iterator
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -22,6 +23,7 @@ from hypothesis import strategies as st
 from bert_serving.client import BertClient
 from bert_serving.server import BertServer, protocol
 from bert_serving.server.model import EncoderSettings, SentenceEncoder, inspect_model
+from bert_serving.server.protocol import plain_json
 from tests.servers import server_args
 from tests.wire import (
     MAX_ID_DIGITS,
@@ -452,3 +454,84 @@ def test_fuzz_nesting_depth_never_escapes_as_another_error(depth, opener, inside
         protocol.parse_request([b"client", payload, b"7", b"1"])
     except protocol.BadRequestError as refused:
         assert str(refused)
+
+
+# -- the plain-string reader gives exactly what json.loads gives -----------------------------
+
+# bytes that make or break a JSON array of plain strings, joined at random
+PLAIN_PIECES = [
+    *(b'"', b'"', b'"', b"[", b"]", b",", b", ", b" ", b" , ", b"a", b"b c", b"1", b"null"),
+    *(b"\\", b'\\"', b"\\n", b"\\u00e9", b"\\ud800", b"\\udc00", b"[]", b"{}", b'{"a":"b"}'),
+    *(b"\n", b"\t", b"\r", b"\x00", b"\x1f", b"\x7f", b"\xef\xbb\xbf"),  # control chars, BOM
+    *("é".encode(), "你好".encode(), "\U0001f44d".encode(), "\u2028".encode()),
+    *(b"\xff", b"\xc3", b"\xed\xa0\x80", b"\xf4\x90\x80\x80"),  # not UTF-8 (surrogate, >U+10FFFF)
+]
+PLAIN_ALPHABET = st.characters(codec="utf-8", exclude_characters='"\\', min_codepoint=0x20)
+SERIALIZATIONS = [
+    {"ensure_ascii": False, "separators": (",", ":")},  # this project's client
+    {"ensure_ascii": False, "separators": (",", ":")},
+    {},  # 1.10's client: pyzmq's jsonapi.dumps, json.dumps's defaults
+    {"separators": (",", ":")},  # older pyzmq
+    {"ensure_ascii": False, "indent": 1},
+]
+
+
+@st.composite
+def text_array_payloads(draw) -> bytes:
+    """A payload as some client would send it, or a random splice of JSON's pieces."""
+    if draw(st.booleans()):
+        return b"".join(draw(st.lists(st.sampled_from(PLAIN_PIECES), max_size=30)))
+    plain = st.text(PLAIN_ALPHABET, min_size=1, max_size=20)
+    text = st.one_of(st.text(max_size=20), plain, plain)
+    texts = draw(st.lists(text, min_size=1, max_size=6))
+    return json.dumps(texts, **draw(st.sampled_from(SERIALIZATIONS))).encode("utf-8")
+
+
+def parse_outcome(payload: bytes) -> tuple:
+    """What parse_request makes of the payload: its texts, or the error it answers."""
+    try:
+        count = str(len(json.loads(payload))).encode()
+    except (ValueError, TypeError, RecursionError):
+        count = b"1"
+    try:
+        request = protocol.parse_request([b"client", payload, b"7", count])
+    except protocol.BadRequestError as refused:
+        return ("refused", str(refused))
+    return ("texts", request.texts, request.is_tokenized, request.spans is not None)
+
+
+def test_fuzz_plain_string_reader_agrees_with_json_loads():
+    """Texts read at their spans, without json.loads, must be exactly json.loads's, and
+    every payload the reader leaves alone must still get json.loads's answer or error."""
+    read_plainly = Counter()
+
+    @settings(max_examples=3000, deadline=None, database=None, suppress_health_check=SLOW_OK)
+    @given(payload=text_array_payloads())
+    def agree(payload: bytes) -> None:
+        fast = parse_outcome(payload)
+        with mock.patch.object(protocol.wire, "plain_string_spans", return_value=None):
+            reference = parse_outcome(payload)
+        assert fast[:3] == reference[:3]
+        read_plainly[fast[-1] is True] += 1
+
+    agree()
+    # the plain path must really be exercised (about one example in seven takes it)
+    assert read_plainly[True] > 200, read_plainly
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [b'["a","b"]', b'["a", "b"]', b' [ "a","b" ] ', '["ünï", "你好"]'.encode()],
+)
+def test_plain_payloads_are_read_at_their_spans(payload):
+    spans = plain_json.plain_string_spans(payload)
+    assert spans is not None
+    assert [payload[start:end].decode() for start, end in spans] == json.loads(payload)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [b'["a" , "b"]', b'["a",\n"b"]', b'["a\\"b"]', b'["a\tb"]', b'[["a"]]', b'["a",1]', b'"a"'],
+)
+def test_other_payloads_are_left_to_json_loads(payload):
+    assert plain_json.plain_string_spans(payload) is None

@@ -48,7 +48,10 @@ def _check_sentence(index: int, item: Any) -> None:
 
 
 def _check_encodable(where: str, text: str) -> None:
-    """A lone surrogate (e.g. from a broken decode) is no Unicode text and cannot be sent."""
+    """A lone surrogate (e.g. from a broken decode) is no Unicode text and cannot be sent.
+    An ASCII text has none (Python knows at once): a giant one is not encoded to find out."""
+    if text.isascii():
+        return
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as err:

@@ -12,6 +12,8 @@ from .normalization import unit_length
 
 SHOW_CONFIG = b"SHOW_CONFIG"
 SHOW_STATUS = b"SHOW_STATUS"
+CHUNK_BYTES = 1 << 20  # a payload is checked a MiB at a time (cache-sized temporaries)
+FIRST_PRINTABLE = 0x20  # JSON escapes every character below it
 
 
 class Reply(NamedTuple):
@@ -32,8 +34,37 @@ def request_frames(identity: bytes, payload: bytes, request_id: int, num_texts: 
 
 
 def texts_payload(texts: Sequence[Any]) -> bytes:
-    """Compact UTF-8 JSON of the texts (raw strings or token lists)."""
+    """Compact UTF-8 JSON of the texts (raw strings or token lists), byte for byte what
+    ``json.dumps(texts, ensure_ascii=False, separators=(",", ":"))`` encodes.
+
+    Strings that need no escape (no quote, backslash or control character: nearly all
+    text) are written as their UTF-8 bytes between quotes, at memory speed; json.dumps
+    scans a 100 MB text character by character (half a second) and the encode after it
+    copies it once more."""
+    if all(isinstance(text, str) for text in texts):
+        payload = _plain_strings_payload(texts)
+        if payload is not None:
+            return payload
     return json.dumps(texts, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _plain_strings_payload(texts: Sequence[str]) -> bytes | None:
+    """``["a","b"]`` joined from the texts' UTF-8; None if some text needs an escape."""
+    encoded = [text.encode("utf-8") for text in texts]
+    if not encoded or any(b'"' in chunk or b"\\" in chunk for chunk in encoded):
+        return None
+    pieces = [b'","'] * (2 * len(encoded) - 1)
+    pieces[0::2] = encoded
+    payload = b"".join([b'["', *pieces, b'"]'])  # one copy of the texts' bytes
+    return None if _has_control_character(payload) else payload
+
+
+def _has_control_character(data: bytes) -> bool:
+    array = np.frombuffer(data, np.uint8)
+    return any(
+        array[start : start + CHUNK_BYTES].min() < FIRST_PRINTABLE
+        for start in range(0, array.size, CHUNK_BYTES)
+    )
 
 
 def parse_reply(frames: Sequence[bytes]) -> Reply:

@@ -3,6 +3,8 @@
 - ``wire``: the 1.10 client protocol (docs/design/protocol.md), requests in and answers out.
 - ``messages``: the server's internal messages between ventilator, workers and sink, one
   typed class per kind.
+- ``plain_json`` and ``utf8_texts``: texts read from a client's JSON without json.loads
+  when it allows, and handed to workers as UTF-8 bytes and offsets.
 """
 
 from .messages import (
@@ -25,6 +27,7 @@ from .messages import (
     decode,
     pack_part_keys,
     receive,
+    receive_request,
     unpack_part_keys,
 )
 from .wire import (
@@ -75,6 +78,7 @@ __all__ = [
     "pack_part_keys",
     "parse_request",
     "receive",
+    "receive_request",
     "reply_address",
     "unpack_part_keys",
 ]

@@ -39,6 +39,7 @@ from typing import Any, Callable, ClassVar
 
 import numpy as np
 
+from .utf8_texts import decode_spans, spans_from_bytes
 from .wire import array_header
 
 PartKey = tuple[bytes, int]  # (job, part index): a part, across the whole pipeline
@@ -50,7 +51,12 @@ class MessageError(ValueError):
 
 def _to_bytes(frame: Any) -> bytes:
     """Frames arrive as bytes, or as zmq.Frame / memoryview when received without copy."""
-    return frame if isinstance(frame, bytes) else bytes(getattr(frame, "buffer", frame))
+    return frame if isinstance(frame, bytes) else bytes(_buffer(frame))
+
+
+def _buffer(frame: Any) -> memoryview:
+    """A frame's bytes without a copy, whatever it arrived as."""
+    return memoryview(getattr(frame, "buffer", frame))
 
 
 _ENCODERS: dict[str, Callable[[Any], Any]] = {
@@ -112,6 +118,17 @@ def receive(socket, flags: int = 0) -> list:
     return [frame.bytes if len(frame) < SMALL_FRAME else frame for frame in raw]
 
 
+def receive_request(socket, flags: int = 0) -> list:
+    """A client's request: a large payload (frame 1) left in ZeroMQ's buffer as a
+    memoryview, which parsing reads and the parts forward without a copy; every other
+    frame as bytes (identities and ids are compared and parsed as bytes)."""
+    raw = socket.recv_multipart(flags, copy=False)
+    return [
+        frame.buffer if index == 1 and len(frame) >= SMALL_FRAME else frame.bytes
+        for index, frame in enumerate(raw)
+    ]
+
+
 def decode(frames: list) -> Message:
     """Read a message of any kind."""
     kind = _to_bytes(frames[0]) if frames else b""
@@ -142,12 +159,24 @@ class Part(Message):
     priority: bool
     suspect: bool
     rows: bytes  # int32 positions of its texts in the request; empty: all, in order
-    payload: bytes  # the texts as JSON
+    payload: bytes  # raw texts: their UTF-8 bytes, each at its span; token lists: JSON
+    spans: bytes = b""  # raw texts: (start, end) byte offsets in payload (``utf8_texts``)
     num_texts: int = 0
 
     @property
     def key(self) -> PartKey:
         return self.job, self.index
+
+    def texts(self) -> list:
+        """The part's texts (raw strings, or token lists); MessageError if they do not
+        decode (a bug, or a foreign peer)."""
+        try:
+            if self.is_tokenized:
+                return json.loads(_to_bytes(self.payload))
+            payload = _buffer(self.payload)
+            return decode_spans(payload, spans_from_bytes(_buffer(self.spans), len(payload)))
+        except (ValueError, RecursionError) as err:  # UnicodeDecodeError is a ValueError
+            raise MessageError(f"a part whose texts do not decode: {err}") from None
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,13 @@ copy of the client side of these rules (it must not depend on the server).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, List, Union
 
 import numpy as np
+
+from .plain_json import plain_string_spans
+from .utf8_texts import decode_spans
 
 SHOW_CONFIG = b"SHOW_CONFIG"
 SHOW_STATUS = b"SHOW_STATUS"
@@ -34,6 +37,9 @@ class Request:
     command: bytes | None = None
     texts: Texts | None = None
     is_tokenized: bool = False
+    # where each text's UTF-8 bytes lie in the payload, when it was read without json.loads
+    # (``plain_json``): the worker then gets those very bytes (compared by identity only)
+    spans: np.ndarray | None = field(default=None, compare=False)
 
 
 def dumps(obj: Any) -> bytes:
@@ -47,12 +53,13 @@ def reply_address(frames: list[bytes]) -> tuple[bytes, bytes] | None:
     return None
 
 
-def parse_request(frames: list[bytes]) -> Request:
+def parse_request(frames: list) -> Request:
     """Parse and check the 4 request frames; raise BadRequestError saying what is wrong.
 
-    BadRequestError is answered to the identity in frame 0 on the request id in frame 2.
-    A message without both (a readable identity and a numeric id) raises plain ValueError:
-    there is nobody to answer.
+    Frames are bytes, except that the payload (frame 1) may be any buffer: a large one is
+    read where ZeroMQ received it, without a copy. BadRequestError is answered to the
+    identity in frame 0 on the request id in frame 2. A message without both (a readable
+    identity and a numeric id) raises plain ValueError: there is nobody to answer.
     """
     if reply_address(frames) is None:
         raise ValueError(
@@ -68,8 +75,22 @@ def parse_request(frames: list[bytes]) -> Request:
         return Request(client, request_id, command=payload)
     if not raw_count.isdigit():
         raise BadRequestError(f"the text count frame must be ASCII digits, got {raw_count[:20]!r}")
+    spans = plain_string_spans(payload)
+    texts = _texts_of(payload, spans)
+    is_tokenized = check_texts(texts)
+    if int(raw_count) != len(texts):
+        raise BadRequestError(
+            f"the count frame says {int(raw_count)} texts, the payload has {len(texts)}"
+        )
+    return Request(client, request_id, texts=texts, is_tokenized=is_tokenized, spans=spans)
+
+
+def _texts_of(payload: Any, spans: np.ndarray | None) -> Any:
+    """The payload's JSON value: cut out at ``spans`` when there are, else json.loads."""
     try:
-        texts = json.loads(payload.decode("utf-8"))
+        if spans is not None:
+            return decode_spans(payload, spans)
+        return json.loads(str(payload, "utf-8"))
     except UnicodeDecodeError:
         raise BadRequestError("the payload is not UTF-8") from None
     except RecursionError:
@@ -78,12 +99,6 @@ def parse_request(frames: list[bytes]) -> Request:
         raise BadRequestError(
             f"the payload is neither a command ({', '.join(c.decode() for c in COMMANDS)}) nor JSON"
         ) from None
-    is_tokenized = check_texts(texts)
-    if int(raw_count) != len(texts):
-        raise BadRequestError(
-            f"the count frame says {int(raw_count)} texts, the payload has {len(texts)}"
-        )
-    return Request(client, request_id, texts=texts, is_tokenized=is_tokenized)
 
 
 def check_texts(texts: Any) -> bool:
@@ -99,13 +114,13 @@ def check_texts(texts: Any) -> bool:
                     f"texts[{index}] must be a non-empty list of tokens, got {_preview(text)}"
                 )
             for position, token in enumerate(text):
-                if not isinstance(token, str) or not token.strip():
+                if not isinstance(token, str) or _is_blank(token):
                     raise BadRequestError(
                         f"texts[{index}][{position}] must be a non-empty string, "
                         f"got {_preview(token)}"
                     )
                 _check_encodable(f"texts[{index}][{position}]", token)
-        elif not isinstance(text, str) or not text.strip():
+        elif not isinstance(text, str) or _is_blank(text):
             raise BadRequestError(
                 f"texts[{index}] must be a non-empty string, got {_preview(text)}"
             )
@@ -114,11 +129,20 @@ def check_texts(texts: Any) -> bool:
     return is_tokenized
 
 
+def _is_blank(text: str) -> bool:
+    """Empty or only whitespace; unlike ``not text.strip()``, copies nothing (a giant text
+    is usually answered at its first character)."""
+    return not text or text.isspace()
+
+
 def _check_encodable(where: str, text: str) -> None:
     """JSON may carry a lone surrogate (an escaped \\ud800): no Unicode text, refuse it.
 
     The client package checks the same before sending (its own copy: the two packages
-    share no code); the server cannot trust that every client does."""
+    share no code); the server cannot trust that every client does. An ASCII text (known
+    at once) has none, and is not encoded just to find out."""
+    if text.isascii():
+        return
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as err:

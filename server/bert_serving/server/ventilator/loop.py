@@ -117,7 +117,9 @@ class Ventilator:
                 next_beat = now + self.registry.heartbeat_interval
             events = dict(poller.poll(POLL_MS))
             self._on_internal(events)
-            if self.frontend in events and self._on_client_safely(self.frontend.recv_multipart()):
+            if self.frontend in events and self._on_client_safely(
+                protocol.receive_request(self.frontend)
+            ):
                 break
             self._dispatch()
         poller.unregister(self.frontend)
@@ -296,7 +298,7 @@ class Ventilator:
 
     # -- client messages ----------------------------------------------------------------
 
-    def _on_client_safely(self, frames: list[bytes]) -> bool:
+    def _on_client_safely(self, frames: list) -> bool:
         """No message may stop the ventilator: a failure here is a bug, logged and answered."""
         try:
             return self._on_client(frames)
@@ -307,7 +309,7 @@ class Ventilator:
                 self._send_error(*address, "internal server error (logged on the server)")
             return False
 
-    def _on_client(self, frames: list[bytes]) -> bool:
+    def _on_client(self, frames: list) -> bool:
         """Handle one client message; True when it asked the server to terminate."""
         address = protocol.reply_address(frames)
         try:

@@ -15,19 +15,22 @@ from __future__ import annotations
 import json
 from collections import Counter, deque
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
 from ..protocol import Part, Request
 from ..protocol.messages import PartKey
+from ..protocol.utf8_texts import pack_texts, spans_to_bytes
 
 
 def split_request(
-    request: Request, job: bytes, max_batch_size: int, priority: bool, payload: bytes
+    request: Request, job: bytes, max_batch_size: int, priority: bool, payload: Any
 ) -> list[Part]:
-    """Parts of at most ``max_batch_size`` texts; one part reuses the client's ``payload``."""
+    """Parts of at most ``max_batch_size`` texts; one part reuses the client's ``payload``
+    when it can (token lists as JSON; raw texts read without json.loads, at their spans)."""
 
-    def part(index: int, rows: bytes, texts_json: bytes, num_texts: int) -> Part:
+    def part(index: int, rows: bytes, packed: tuple[Any, bytes], num_texts: int) -> Part:
         return Part(
             job=job,
             client=request.client,
@@ -37,20 +40,35 @@ def split_request(
             priority=priority,
             suspect=False,
             rows=rows,
-            payload=texts_json,
+            payload=packed[0],
+            spans=packed[1],
             num_texts=num_texts,
         )
 
     texts = request.texts
     if len(texts) <= max_batch_size:
-        return [part(0, b"", payload, len(texts))]
+        if request.is_tokenized:
+            whole = (payload, b"")
+        elif request.spans is not None:
+            whole = (payload, spans_to_bytes(request.spans))
+        else:
+            whole = _packed(texts, is_tokenized=False)
+        return [part(0, b"", whole, len(texts))]
     order = np.argsort([len(text) for text in texts], kind="stable").astype(np.int32)
     parts = []
     for index, start in enumerate(range(0, len(texts), max_batch_size)):
         rows = order[start : start + max_batch_size]
-        chunk = json.dumps([texts[row] for row in rows], ensure_ascii=False).encode("utf-8")
-        parts.append(part(index, rows.tobytes(), chunk, len(rows)))
+        packed = _packed([texts[row] for row in rows], request.is_tokenized)
+        parts.append(part(index, rows.tobytes(), packed, len(rows)))
     return parts
+
+
+def _packed(texts: list, is_tokenized: bool) -> tuple[bytes, bytes]:
+    """A part's payload and spans: token lists as JSON, raw texts as UTF-8 and offsets."""
+    if is_tokenized:
+        return json.dumps(texts, ensure_ascii=False).encode("utf-8"), b""
+    data, spans = pack_texts(texts)
+    return data, spans_to_bytes(spans)
 
 
 class Scheduler:
@@ -73,7 +91,7 @@ class Scheduler:
         self.crashes: Counter[PartKey] = Counter()
         self.jobs = 0
 
-    def submit(self, request: Request, payload: bytes) -> tuple[bytes, int]:
+    def submit(self, request: Request, payload: Any) -> tuple[bytes, int]:
         """Queue a request's parts (``payload``: its texts as the client sent them); return
         its job and how many parts it has."""
         self.jobs += 1

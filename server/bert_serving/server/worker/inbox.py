@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from collections import deque
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ class Task:
 
     @classmethod
     def of(cls, part: Part) -> Task:
-        return cls(part, json.loads(part.payload))
+        return cls(part, part.texts())
 
     def can_join(self, other: Task) -> bool:
         """Parts share a forward pass when both are of one kind and neither is suspect."""

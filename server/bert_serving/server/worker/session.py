@@ -22,6 +22,7 @@ import zmq
 from ..handshake import HandshakeWatch, KeyOptions
 from ..network import ParentWatch
 from ..protocol import (
+    Failure,
     Goodbye,
     Heartbeat,
     Hello,
@@ -32,6 +33,7 @@ from ..protocol import (
     Stop,
     Welcome,
     decode,
+    receive,
 )
 from .compute import ComputeThread
 from .inbox import SharedInbox
@@ -199,8 +201,8 @@ class Session:
 
     def _on_front(self) -> Outcome | None:
         while True:
-            try:
-                frames = self.socket.recv_multipart(zmq.NOBLOCK)
+            try:  # a part's texts stay in ZeroMQ's buffer until they are decoded
+                frames = receive(self.socket, zmq.NOBLOCK)
             except zmq.Again:
                 return None
             try:
@@ -209,13 +211,23 @@ class Session:
                 self.logger.error("dropped a malformed message from the front: %s", err)
                 continue
             if isinstance(message, Part):
-                self.inbox.put(message)
+                self._take(message)
             elif isinstance(message, Stop):
                 self.logger.info("stopping")
                 return Outcome.STOP
             elif isinstance(message, Goodbye):
                 self.logger.info("the front said goodbye (%s)", message.reason)
                 return Outcome.AGAIN
+
+    def _take(self, part: Part) -> None:
+        """Queue the part; one whose texts do not decode is answered with a Failure (which
+        returns its credit) rather than held until the front thinks this worker hung."""
+        try:
+            self.inbox.put(part)
+        except MessageError as err:
+            self.logger.error("part %d of request %r: %s", part.index, part.request_id, err)
+            failure = Failure(part.job, part.client, part.request_id, str(err), part.index)
+            self.socket.send_multipart(failure.to_frames())
 
     def _forward_answer(self, session: int) -> None:
         """Send the compute thread's answers of this session; drop a previous session's."""

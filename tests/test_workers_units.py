@@ -130,6 +130,10 @@ def test_the_fingerprint_names_every_difference(google_model_dir, hf_model_dir):
     other_model = encoding_fingerprint(inspect_model(hf_model_dir), EncoderSettings())
     assert any("weights differ" in line for line in fingerprint_differences(front, other_model))
     assert fingerprint_differences(front, {}) != []
+    # a worker of a release whose parts this front cannot read: refused, saying so
+    older = {key: value for key, value in front.items() if key != "internal_protocol"}
+    (difference,) = fingerprint_differences(front, older)
+    assert "internal protocol revision 1" in difference and "same bert-serving-server" in difference
 
 
 def test_backoff_doubles_up_to_a_ceiling_and_resets():

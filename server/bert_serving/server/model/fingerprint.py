@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..protocol.messages import INTERNAL_PROTOCOL
 from .checkpoint import ModelSpec
 from .settings import EncoderSettings
 
@@ -63,12 +64,19 @@ def encoding_fingerprint(spec: ModelSpec, settings: EncoderSettings) -> dict[str
         "vocab": file_digest(spec.vocab_path),
         "weights": {path.name: file_digest(path) for path in weight_files(spec)},
         "settings": {name: _plain(getattr(settings, name)) for name in VECTOR_SETTINGS},
+        "internal_protocol": INTERNAL_PROTOCOL,
     }
 
 
 def fingerprint_differences(front: dict[str, Any], worker: dict[str, Any]) -> list[str]:
     """What differs, in words a user can act on; empty when the two match."""
     differences = []
+    ours, theirs = front.get("internal_protocol", 1), worker.get("internal_protocol", 1)
+    if ours != theirs:
+        differences.append(
+            f"it speaks internal protocol revision {theirs}, this front {ours} "
+            "(install the same bert-serving-server release on the front and its workers)"
+        )
     for part, what in (("config", "the model config"), ("vocab", "the vocabulary")):
         if front.get(part) != worker.get(part):
             differences.append(f"{what} ({part} file) differs")

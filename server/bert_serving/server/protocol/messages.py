@@ -42,6 +42,11 @@ import numpy as np
 from .utf8_texts import decode_spans, spans_from_bytes
 from .wire import array_header
 
+# the revision of these messages' frames: a front and a worker of different revisions cannot
+# read each other's parts, so the front refuses such a worker at registration (the worker's
+# fingerprint carries it; before it did, a worker had no such key: revision 1)
+INTERNAL_PROTOCOL = 2
+
 PartKey = tuple[bytes, int]  # (job, part index): a part, across the whole pipeline
 
 

@@ -1,12 +1,18 @@
 """The Helm chart in docker/helm/bert-as-service as the tests see it: rendered offline by
-Helm's own engine (helm-python-sdk binds Helm's Go library, no helm binary, no cluster),
-checked against the Kubernetes schemas, and read the way the kubelet would read it.
+Helm's own engine (helm-python-sdk binds Helm's Go library, no helm binary, no cluster; run
+in a process of its own, tests/helm_engine.py), checked against the Kubernetes schemas, and
+read the way the kubelet would read it.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
+import json
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -20,18 +26,53 @@ CUSTOM_KINDS = {
 }
 
 
-def render(values: dict) -> list[dict]:
-    """The manifests ``helm template demo CHART -n ml`` would print, as objects."""
-    import helm_python
+class HelmRefusedError(Exception):
+    """Helm refused the chart or its values; ``kind`` names helm-python-sdk's error class
+    (HelmRenderError, HelmValuesError, ...)."""
 
-    with helm_python.Chart.load(CHART) as chart:
-        rendered = chart.render(values, name=RELEASE, namespace=NAMESPACE)
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(f"{kind}: {message}")
+        self.kind = kind
+
+
+def _helm(request: dict) -> Any:
+    """One request to Helm's engine in its own process (tests/helm_engine.py)."""
+    completed = subprocess.run(
+        [sys.executable, "-m", "tests.helm_engine"],
+        input=json.dumps({"chart": str(CHART), **request}),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=CHART.parents[2],
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(f"Helm's engine exited {completed.returncode}: {completed.stderr}")
+    answer = json.loads(completed.stdout)
+    if "error" in answer:
+        raise HelmRefusedError(answer["error"], answer["message"])
+    return answer["result"]
+
+
+@functools.lru_cache(maxsize=None)
+def _rendered(values_json: str) -> dict[str, str]:
+    """Each template's output for these values (the same values render the same text)."""
+    request = {"action": "render", "name": RELEASE, "namespace": NAMESPACE}
+    return _helm({**request, "values": json.loads(values_json)})
+
+
+def render(values: dict) -> list[dict]:
+    """The manifests ``helm template demo CHART -n ml`` would print, as new objects."""
     documents = []
-    for template, text in sorted(rendered.items()):
+    for template, text in sorted(_rendered(json.dumps(values, sort_keys=True)).items()):
         if template.endswith("NOTES.txt"):
             continue
         documents += [doc for doc in yaml.safe_load_all(text) if doc]
     return documents
+
+
+def lint(values: dict, kube_version: str) -> dict:
+    """``helm lint --strict`` of the chart with these values: its report."""
+    return _helm({"action": "lint", "values": values, "kube_version": kube_version})
 
 
 def of_kind(documents: list[dict], kind: str) -> list[dict]:

@@ -5,6 +5,8 @@ random checkpoints (both layouts, other configs) and on the real MiniLM (slow)."
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -158,6 +160,32 @@ def test_openvino_gives_tensorflows_vectors_on_minilm(minilm_dir, strategy, laye
     difference = float(np.abs(got - want).max())
     print(f"MiniLM {strategy} {layers}: largest difference {difference:.2e}")
     assert difference <= PARITY
+
+
+def test_threads_sharing_an_openvino_encoder_each_get_their_own_vectors(google_model_dir):
+    """One OpenVINO request runs one inference at a time: threads take turns on it (without
+    that, the tests' shared reference encoders got 'Infer Request is busy' or another
+    call's output)."""
+    tensorflow, openvino = encoder_pair(google_model_dir)
+    batches = [[f"word{i} " * (1 + (i * 7 + j) % 20) for j in range(1 + i % 9)] for i in range(24)]
+    wanted = [tensorflow.encode(batch).embeddings for batch in batches]
+    errors: list[BaseException] = []
+
+    def encode_every_fourth(start: int) -> None:
+        try:
+            for _ in range(3):
+                for index in range(start, len(batches), 4):
+                    got = openvino.encode(batches[index]).embeddings
+                    np.testing.assert_allclose(got, wanted[index], atol=PARITY)
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=encode_every_fourth, args=(k,)) for k in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
 
 
 def tiny_forward(google_model_dir, **settings):

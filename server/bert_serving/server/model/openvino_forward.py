@@ -18,6 +18,7 @@ compiling takes under a second. The settings that matter, each for a reason:
 
 from __future__ import annotations
 
+import threading
 from typing import Callable
 
 import numpy as np
@@ -62,10 +63,13 @@ def compile_forward(
         model = int8_weights(model)
         config.update(INT8_RUNTIME_CONFIG)
     request = ov.Core().compile_model(model, "CPU", config).create_infer_request()
+    # one request runs one inference at a time ("Infer Request is busy", or another call's
+    # output): encoders shared by threads, as TensorFlow's are, take turns on it
+    turn = threading.Lock()
 
     def run(*inputs: np.ndarray) -> np.ndarray:
-        # a copy: the request reuses its output buffer on the next call
-        vectors = np.array(request.infer(list(inputs))[0], copy=True)
+        with turn:  # a copy: the request reuses its output buffer on the next call
+            vectors = np.array(request.infer(list(inputs))[0], copy=True)
         if vectors.shape[:1] != inputs[0].shape[:1]:
             raise ModelError(
                 f"OpenVINO returned vectors of shape {vectors.shape} for {len(inputs[0])} "

@@ -124,13 +124,12 @@ def receive(socket, flags: int = 0) -> list:
 
 
 def receive_request(socket, flags: int = 0) -> list:
-    """A client's request: a large payload (frame 1) left in ZeroMQ's buffer as a
-    memoryview, which parsing reads and the parts forward without a copy; every other
-    frame as bytes (identities and ids are compared and parsed as bytes)."""
-    raw = socket.recv_multipart(flags, copy=False)
+    """A client's request as ``receive`` gives it, except that only its payload (frame 1)
+    may stay in ZeroMQ's buffer: identities, ids and counts are compared and parsed as
+    bytes, however large a client made them."""
     return [
-        frame.buffer if index == 1 and len(frame) >= SMALL_FRAME else frame.bytes
-        for index, frame in enumerate(raw)
+        frame if index == 1 else _to_bytes(frame)
+        for index, frame in enumerate(receive(socket, flags))
     ]
 
 

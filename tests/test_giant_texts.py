@@ -403,7 +403,10 @@ def test_the_giant_text_benchmark_prints_every_stage():
     command = [sys.executable, str(script), "--stages-only", "--megabytes", "1", "--runs", "1"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    stages = [line.rsplit(None, 1) for line in done.stdout.splitlines()[1:]]
+    cpu, header, *lines = done.stdout.splitlines()
+    assert cpu.startswith("CPU ") and "cores" in cpu  # every speed figure names its machine
+    assert header.startswith("# 1 MB text")
+    stages = [line.rsplit(None, 1) for line in lines]
     assert [name for name, _ in stages] == [
         "client: payload",
         "hop client -> front (TCP)",

@@ -24,6 +24,7 @@ import pytest
 import requests
 import yaml
 
+from bert_serving.server.model.fingerprint import VECTOR_SETTINGS
 from tests.helm_chart import (
     CHART,
     CUSTOM_KINDS,
@@ -396,21 +397,8 @@ def test_disruption_budget_covers_the_workers(rendered):
 # ---- command lines ---------------------------------------------------------------------------
 
 
-SHARED_ENCODING = (
-    "model_dir",
-    "tuned_model_dir",
-    "max_seq_len",
-    "pooling_strategy",
-    "pooling_layer",
-    "mask_cls_sep",
-    "no_special_token",
-    "no_position_embeddings",
-    "fixed_embed_length",
-    "cased_tokenization",
-    "normalize",
-    "fp16",
-    "precision",
-)
+# what front and workers must agree on: the model, and what the front's fingerprint compares
+SHARED_ENCODING = ("model_dir", "tuned_model_dir", *VECTOR_SETTINGS)
 
 
 @pytest.mark.parametrize("values_id", list(MATRIX))
@@ -714,7 +702,7 @@ def undocumented(values: dict, documented: set[str], prefix: str = "") -> list[s
     return missing
 
 
-def test_every_value_is_in_the_readme_table():
+def test_every_value_is_in_the_guides_table():
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     documented = documented_values()
     assert undocumented(values, documented) == []

@@ -469,7 +469,6 @@ PLAIN_PIECES = [
 PLAIN_ALPHABET = st.characters(codec="utf-8", exclude_characters='"\\', min_codepoint=0x20)
 SERIALIZATIONS = [
     {"ensure_ascii": False, "separators": (",", ":")},  # this project's client
-    {"ensure_ascii": False, "separators": (",", ":")},
     {},  # 1.10's client: pyzmq's jsonapi.dumps, json.dumps's defaults
     {"separators": (",", ":")},  # older pyzmq
     {"ensure_ascii": False, "indent": 1},

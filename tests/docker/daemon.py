@@ -64,7 +64,8 @@ STAND_INS = {
 
 
 class DockerUnavailableError(RuntimeError):
-    """No daemon could be reached or started (the tests skip and say why)."""
+    """No daemon could be reached or started, or a tool is missing (the tests fail, saying
+    which)."""
 
 
 def docker_cli() -> str:

@@ -47,7 +47,7 @@ def compose_command() -> list[str]:
         return [docker_cli(), "compose"]
     legacy = subprocess.run(["docker-compose", "version"], capture_output=True, check=False)
     if legacy.returncode != 0:
-        pytest.skip("no Docker Compose: apt-get install docker-compose")
+        pytest.fail("no Docker Compose: apt-get install docker-compose")
     return ["docker-compose"]
 
 

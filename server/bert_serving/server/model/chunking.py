@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import numpy as np
 
-DEFAULT_CALL_COST = 96.0  # tokens: about 6 ms of dispatch at 16 us a token (2-core AVX-512)
+# until warm_up measures it: about 6 ms of fixed cost per call against 65 us per token, as
+# TensorFlow measured on a 2-core AMD EPYC (AVX-512); OpenVINO's calls cost less (13 tokens)
+DEFAULT_CALL_COST = 96.0
 
 
 def plan_chunks(

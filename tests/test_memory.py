@@ -3,8 +3,8 @@
 A server started as its own process (so that its memory is its own) answers one request for
 token embeddings (`-pooling_strategy NONE -max_seq_len NONE`) twice; the second time, its
 processes' total resident memory is sampled every 10 ms. Its peak above what it held just
-before must stay within twice the answer's size, and so must the peak of a client (a process
-of its own) that asks for the same texts in chunks. A too-large answer is refused with an
+before must stay within twice the answer's size; a client (a process of its own) that asks
+for the same texts in chunks, within one and a half times. A too-large answer is refused with an
 error that says how to split the request.
 """
 
@@ -128,10 +128,10 @@ def test_token_embeddings_cost_server_and_client_about_their_size(minilm_dir, tm
             f"{client['peak'] / 1e6:.0f} MB: +{client_growth / 1e6:.0f} MB = "
             f"{client_growth / client['bytes']:.2f}x the answer"
         )
-        # the chunks as received, then the joined answer: about two answers at the peak,
-        # because glibc keeps the freed chunks' heap pages (padding each chunk, then joining,
-        # held three: 2.83x)
-        assert client_growth <= 2 * client["bytes"]
+        # the chunks as received, then the joined answer filling while each chunk's memory
+        # goes back to the system (glibc keeps freed heap pages: 1.99x without giving them
+        # back; padding each chunk, then joining, held three answers: 2.83x)
+        assert client_growth <= 1.5 * client["bytes"]
     finally:
         server.terminate()
         server.wait(60)

@@ -7,11 +7,14 @@ server busy, since the next chunk is queued before the current one is finished.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 from typing import Any, Callable, Iterator, Sequence, Tuple
 
 import numpy as np
 
 Span = Tuple[int, int]
+TRIM_FROM_BYTES = 1 << 20  # smaller chunks' memory is reused soon: not worth a trim
 
 
 def chunk_spans(
@@ -59,7 +62,10 @@ def join_rows(arrays: list[np.ndarray]) -> np.ndarray:
         chunk = arrays.pop()
         result[row : row + len(chunk), : chunk.shape[1] if chunk.ndim == 3 else None] = chunk
         row += len(chunk)
+        released = chunk.nbytes
         del chunk  # the last reference: its buffer (a received message) is freed now
+        if _MALLOC_TRIM is not None and released >= TRIM_FROM_BYTES:
+            _MALLOC_TRIM(0)  # its pages back to the system now, while the result fills
     return result
 
 
@@ -68,3 +74,20 @@ def join_tokens(tokens: Sequence[Any]) -> Any:
     if any(part == "" for part in tokens):
         return ""
     return [row for part in tokens for row in part]
+
+
+def _glibc_malloc_trim() -> Callable[[int], int] | None:
+    """glibc's malloc_trim, which returns the pages of freed heap memory to the system.
+
+    glibc keeps freed heap memory resident, and after the first large buffer is freed it
+    serves the next ones from the heap: without trimming, every chunk's memory would stay
+    while the joined array fills, two answers at the peak (1.99x measured, 1.20x with it).
+    Elsewhere (no glibc) there is nothing to call."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+    return getattr(libc, "malloc_trim", None)
+
+
+_MALLOC_TRIM = _glibc_malloc_trim()

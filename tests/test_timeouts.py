@@ -10,6 +10,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -152,7 +153,8 @@ def test_a_server_still_starting_answers_config_and_then_encodes(google_model_di
 
 class Load:
     """Several clients with non-blocking requests of a few hundred texts each, all of them
-    accepted by the server (read by the ventilator) when ``start`` returns."""
+    accepted by the server (read by the ventilator) when ``start`` returns, unless it is
+    told not to wait for that."""
 
     def __init__(self, port: int, port_out: int):
         self.clients = [
@@ -161,7 +163,7 @@ class Load:
         ]
         self.texts: list[list[list[str]]] = []
 
-    def start(self) -> None:
+    def start(self, wait_until_read: bool = True) -> None:
         for index, bc in enumerate(self.clients):
             batches = [
                 sentences(LOAD_TEXTS, seed=100 * index + number) for number in range(LOAD_REQUESTS)
@@ -169,7 +171,7 @@ class Load:
             for batch in batches:
                 bc.encode(batch, blocking=False)
             self.texts.append(batches)
-        for bc in self.clients:
+        for bc in self.clients if wait_until_read else ():
             # sent on the same socket after the texts, so answered after they were read
             bc.server_status  # noqa: B018
 
@@ -225,6 +227,41 @@ def test_termination_finishes_requests_in_flight(google_model_dir, reference):
         assert not server.is_alive()
     assert wait_until_gone(children, 5) == [], "child processes left after TERMINATION"
     assert ports_are_free(server.args.port, server.args.port_out)
+
+
+@pytest.mark.slow
+def test_requests_waiting_unread_at_the_stop_are_answered(google_model_dir, reference):
+    """The loop reads one message a turn, so requests can wait in the front's socket when
+    the stop comes; they were sent before it and are answered. The loop is held in a turn
+    while they arrive, so that the stop is sure to find them unread."""
+    with running_server(google_model_dir) as server:
+        ventilator = server.ventilator
+        load = Load(server.args.port, server.args.port_out)
+        dispatch = ventilator._dispatch
+        in_turn, go_on = threading.Event(), threading.Event()
+
+        def held_dispatch() -> None:
+            in_turn.set()
+            go_on.wait(30)
+            dispatch()
+
+        closing = threading.Thread(target=server.close)
+        try:
+            ventilator._dispatch = held_dispatch
+            assert in_turn.wait(10), "the loop never reached a turn"
+            load.start(wait_until_read=False)
+            time.sleep(0.5)  # the requests reach the front's socket; the held loop reads none
+            closing.start()
+            while not server._stop_requested.is_set():  # close() asks for the stop first
+                time.sleep(0.01)
+            ventilator._dispatch = dispatch
+            go_on.set()
+            load.check_all_answered(reference)
+        finally:
+            go_on.set()
+            load.close()
+        closing.join(DRAIN_BOUND_S + 15)
+        assert not server.is_alive()
 
 
 @contextmanager

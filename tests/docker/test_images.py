@@ -193,29 +193,34 @@ def in_flight_requests(served: Served) -> list[list[str]]:
 
 
 def test_docker_stop_drains_then_exits_0(served, report):
-    """Runs last in its case: `docker stop` while requests are being encoded; each is
-    answered, the last after the stop was asked for, and the server exits 0 before the
-    grace period ends (Docker's SIGKILL would make it 137)."""
+    """Runs last in its case: `docker stop` while requests the server has accepted are
+    being encoded; each is answered, the last after the stop was asked for, and the server
+    exits 0 before the grace period ends (Docker's SIGKILL would make it 137)."""
     requests = in_flight_requests(served)
     answers: dict[int, object] = {}
     answered_at: list[float] = []
+    with ExitStack() as stack:
+        clients = [stack.enter_context(served.client()) for _ in requests]
+        for client, texts in zip(clients, requests):
+            client.encode(texts, blocking=False)
+        for client in clients:
+            # answered after its texts were read (same socket): the request is accepted
+            client.server_status  # noqa: B018
 
-    def ask(number: int) -> None:
-        with served.client() as client:
+        def collect(number: int) -> None:
             try:
-                answers[number] = client.encode(requests[number])
+                answers[number] = clients[number].fetch_all(concat=True)
             except Exception as error:  # the finding, judged below
                 answers[number] = error
             answered_at.append(time.monotonic())
 
-    asking = [threading.Thread(target=ask, args=(n,)) for n in range(len(requests))]
-    for thread in asking:
-        thread.start()
-    time.sleep(0.2)  # the requests are on their way, their encoding under way
-    stop_asked = time.monotonic()
-    seconds = served.container.stop(GRACE_SECONDS)
-    for thread in asking:
-        thread.join(timeout=90)
+        collecting = [threading.Thread(target=collect, args=(n,)) for n in range(len(requests))]
+        for thread in collecting:
+            thread.start()
+        stop_asked = time.monotonic()
+        seconds = served.container.stop(GRACE_SECONDS)
+        for thread in collecting:
+            thread.join(timeout=90)
     state = served.container.state()
     texts = sum(len(texts) for texts in requests)
     report.append(

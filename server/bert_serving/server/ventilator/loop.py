@@ -44,6 +44,8 @@ from .scheduler import Scheduler
 
 SUPERVISE_INTERVAL = 0.25  # seconds between checks that every child is alive
 DRAIN_SECONDS = 10.0  # at shutdown, how long accepted requests may take to finish
+# at shutdown, how long the front goes on reading requests that reached it before the stop
+ACCEPT_ARRIVED_SECONDS = 1.0
 POLL_MS = 100
 GIVE_UP_REASONS = {
     WorkerState.LOST: "is silent",
@@ -123,8 +125,17 @@ class Ventilator:
                 break
             self._dispatch()
         poller.unregister(self.frontend)
+        self._accept_arrived()
         self.frontend.close()  # refuse new requests (and free the port) while draining
         self._drain(poller)
+
+    def _accept_arrived(self) -> None:
+        """Requests that reached the front before the stop are in flight for their clients,
+        but closing the port drops whatever the loop has not read yet (it reads one message
+        a turn): read and accept them first. Bounded, so that a flood cannot keep it open."""
+        deadline = time.monotonic() + ACCEPT_ARRIVED_SECONDS
+        while time.monotonic() < deadline and self.frontend.poll(0):
+            self._on_client_safely(protocol.receive_request(self.frontend))
 
     def _drain(self, poller: zmq.Poller) -> None:
         """Finish the requests already accepted, for at most DRAIN_SECONDS."""

@@ -46,13 +46,13 @@ Correctness: each method's vectors are compared once with the raw forward's, all
 
 Throughput is the best of --rounds rounds after one warm-up pass, the methods interleaved
 within each round so that noise from other work on the machine hits all of them alike.
-Latency: one sentence per call, the methods taking turns in blocks of 10. The concurrency
-curve runs N client processes (processes rather than threads: in one process every
-BertClient's receiving and decoding would share one GIL, and the client would be measured
-instead of the server), each with its own BertClient sending its share of batches of
---client-batch sentences; every point encodes the whole corpus; sentences/s is that total
-over the span from the first client's start to the last client's end (CLOCK_MONOTONIC is
-shared by all processes), best of --rounds rounds.
+Latency: one sentence per call, the methods taking turns in blocks of 10, each after a
+pause. The concurrency curve runs N client processes (processes rather than threads: in
+one process every BertClient's receiving and decoding would share one GIL, and the client
+would be measured instead of the server), each with its own BertClient sending its share
+of batches of --client-batch sentences; every point encodes the whole corpus; sentences/s
+is that total over the span from the first client's start to the last client's end
+(CLOCK_MONOTONIC is shared by all processes), best of --rounds rounds.
 
 Peers are optional: a method whose packages are missing is skipped with the reason, and
 the rest still runs. Everything goes to --output as JSON.
@@ -117,7 +117,7 @@ SERVER_READY_TIMEOUT_S = 300
 CLIENT_TIMEOUT_MS = 600_000
 CLIENT_PROCESS_TIMEOUT_S = 900
 LATENCY_BLOCK = 10
-SPIN_DOWN_S = 1.0  # idle time before each timed throughput run
+SPIN_DOWN_S = 1.0  # idle time before each timed throughput run and latency block
 VERSIONS_OF = (
     "bert-serving-server",
     "tensorflow-cpu",
@@ -649,13 +649,16 @@ def throughput(methods: list[Method], texts: list[str], rounds: int) -> dict[str
 
 def latencies(methods: list[Method], texts: list[str], samples: int) -> dict[str, list[float]]:
     """Milliseconds of one-sentence calls. The methods take turns in blocks, each block
-    opened by one untimed call: thread pools (ORT's, OpenMP's, Eigen's) spin for a while
-    after their work, and the previous method's spinning must not be charged to the next."""
+    after a pause and opened by one untimed call: thread pools (ORT's, OpenMP's, Eigen's,
+    TBB's) spin for a while after their work, and the previous method's spinning must not
+    be charged to the next (one untimed call was not enough: with the pause, every
+    method's median fell, by 1.5 to 2.8 ms on a 2-core EPYC)."""
     timed = [method for method in methods if method.latency]
     progress(f"latency: {samples} one-sentence calls per method")
     result: dict[str, list[float]] = {method.name: [] for method in timed}
     for first in range(0, samples, LATENCY_BLOCK):
         for method in timed:
+            time.sleep(SPIN_DOWN_S)
             method.encode(texts[:1])
             for index in range(first, min(first + LATENCY_BLOCK, samples)):
                 sentence = [texts[index % len(texts)]]

@@ -5,6 +5,8 @@ random checkpoints (both layouts, other configs) and on the real MiniLM (slow)."
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -232,6 +234,44 @@ def test_auto_stays_on_tensorflow_when_openvino_fails_its_check(
     assert encoder.encode(["still answers"]).embeddings.shape == (1, 32)
     with pytest.raises(ModelError, match="disagrees"):  # asked for by name: refuse to start
         SentenceEncoder(spec, EncoderSettings(precision="float32", runtime="openvino"))
+
+
+# An encoder made on the main thread and freed on another, then a signal with a Python
+# handler on the main thread (as bert-serving-start's SIGTERM handling does). pytest's
+# faulthandler is enabled too, so the main thread starts with an alternate stack of its own.
+FREED_ELSEWHERE_THEN_SIGNALLED = """
+import faulthandler, gc, os, signal, sys, threading
+from bert_serving.server.model import inspect_model
+from bert_serving.server.model.encoder import EncoderSettings, SentenceEncoder
+faulthandler.enable()
+encoder = SentenceEncoder(inspect_model(sys.argv[1]), EncoderSettings(runtime="openvino"))
+encoder.encode(["hello world"])
+held = [encoder]
+del encoder
+
+def free() -> None:
+    held.clear()
+    gc.collect()
+
+freeing = threading.Thread(target=free)
+freeing.start()
+freeing.join()
+signal.signal(signal.SIGTERM, lambda *_: print("SIGTERM handled", flush=True))
+os.kill(os.getpid(), signal.SIGTERM)
+"""
+
+
+def test_a_signal_after_an_encoder_was_freed_on_another_thread_is_handled(google_model_dir):
+    """OpenVINO's CPU plugin unmaps the alternate signal stack it gave its creating thread
+    when it is destroyed on another thread: one process-wide core keeps it alive."""
+    done = subprocess.run(
+        [sys.executable, "-c", FREED_ELSEWHERE_THEN_SIGNALLED, str(google_model_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, f"exit code {done.returncode}: {done.stderr[-2000:]}"
+    assert done.stdout.strip() == "SIGTERM handled"
 
 
 @pytest.mark.slow

@@ -14,10 +14,20 @@ compiling takes under a second. The settings that matter, each for a reason:
   shape it met. Without a bound, a server that sees every (rows, length) pair grows by
   hundreds of MB; with it, the least recently used shapes are dropped (measured: about
   +280 MB over 200 random shapes, flat after the first 100).
+
+Every compilation goes through one ``ov.Core`` kept for the life of the process
+(``_process_core``), so that the CPU plugin is created once and never destroyed while the
+process runs. The plugin sets an alternate signal stack on the thread that creates it and
+unmaps it when it is destroyed, restoring the old one only if that happens on the same
+thread. An encoder freed on another thread (the garbage collector runs on any thread) left
+the creating thread's alternate stack unmapped, and the next signal with a Python handler
+there (CPython installs its handlers with SA_ONSTACK) killed the process with SIGSEGV:
+seen as ``bert-serving-start``'s SIGTERM handling crashing in the test suite.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 from typing import Callable
 
@@ -62,7 +72,7 @@ def compile_forward(
     if int8:
         model = int8_weights(model)
         config.update(INT8_RUNTIME_CONFIG)
-    request = ov.Core().compile_model(model, "CPU", config).create_infer_request()
+    request = _process_core().compile_model(model, "CPU", config).create_infer_request()
     # one request runs one inference at a time ("Infer Request is busy", or another call's
     # output): encoders shared by threads, as TensorFlow's are, take turns on it
     turn = threading.Lock()
@@ -79,6 +89,14 @@ def compile_forward(
 
     check_against(forward, run, probe_limits, int8)
     return run
+
+
+@functools.cache
+def _process_core():
+    """The process's one OpenVINO core (see the module's docstring for why one)."""
+    import openvino as ov
+
+    return ov.Core()
 
 
 def check_against(

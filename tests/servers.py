@@ -82,3 +82,10 @@ def run_terminate(port: int, timeout_ms: int = 20000) -> subprocess.CompletedPro
         str(timeout_ms),
     ]
     return subprocess.run(command, capture_output=True, text=True, timeout=60)
+
+
+def wait_until_read(clients) -> None:
+    """Return once the server has read every request these clients sent: a status request
+    on the same socket is answered only after the requests before it were read."""
+    for client in clients:
+        client.server_status  # noqa: B018 (the property asks the server)

@@ -30,6 +30,7 @@ from tests.servers import (
     running_server,
     server_args,
     start_command,
+    wait_until_read,
 )
 from tests.wire import descendants, wait_until_gone
 
@@ -163,7 +164,7 @@ class Load:
         ]
         self.texts: list[list[list[str]]] = []
 
-    def start(self, wait_until_read: bool = True) -> None:
+    def start(self, until_read: bool = True) -> None:
         for index, bc in enumerate(self.clients):
             batches = [
                 sentences(LOAD_TEXTS, seed=100 * index + number) for number in range(LOAD_REQUESTS)
@@ -171,9 +172,8 @@ class Load:
             for batch in batches:
                 bc.encode(batch, blocking=False)
             self.texts.append(batches)
-        for bc in self.clients if wait_until_read else ():
-            # sent on the same socket after the texts, so answered after they were read
-            bc.server_status  # noqa: B018
+        if until_read:
+            wait_until_read(self.clients)
 
     def check_all_answered(self, reference) -> float:
         """Every request comes back complete and correct; returns the wait in seconds."""
@@ -249,7 +249,7 @@ def test_requests_waiting_unread_at_the_stop_are_answered(google_model_dir, refe
         try:
             ventilator._dispatch = held_dispatch
             assert in_turn.wait(10), "the loop never reached a turn"
-            load.start(wait_until_read=False)
+            load.start(until_read=False)
             time.sleep(0.5)  # the requests reach the front's socket; the held loop reads none
             closing.start()
             while not server._stop_requested.is_set():  # close() asks for the stop first

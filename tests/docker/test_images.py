@@ -28,6 +28,7 @@ from bert_serving.server.network import free_ports
 from tests.docker.containers import Container, running
 from tests.docker.models import SERVER_OPTIONS, TOLERANCE, embedded_model_dir, reference_encoder
 from tests.fixtures import checkpoints
+from tests.servers import wait_until_read
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -203,9 +204,7 @@ def test_docker_stop_drains_then_exits_0(served, report):
         clients = [stack.enter_context(served.client()) for _ in requests]
         for client, texts in zip(clients, requests):
             client.encode(texts, blocking=False)
-        for client in clients:
-            # answered after its texts were read (same socket): the request is accepted
-            client.server_status  # noqa: B018
+        wait_until_read(clients)  # every request accepted before the stop
 
         def collect(number: int) -> None:
             try:

@@ -27,7 +27,6 @@ seen as ``bert-serving-start``'s SIGTERM handling crashing in the test suite.
 
 from __future__ import annotations
 
-import functools
 import threading
 from typing import Callable
 
@@ -91,12 +90,19 @@ def compile_forward(
     return run
 
 
-@functools.cache
+_cores: list = []  # the process's one OpenVINO core, once made
+_making_the_core = threading.Lock()
+
+
 def _process_core():
-    """The process's one OpenVINO core (see the module's docstring for why one)."""
+    """The process's one OpenVINO core (see the module's docstring for why one); made under
+    a lock, since functools.cache may run a first call twice in two threads."""
     import openvino as ov
 
-    return ov.Core()
+    with _making_the_core:
+        if not _cores:
+            _cores.append(ov.Core())
+        return _cores[0]
 
 
 def check_against(

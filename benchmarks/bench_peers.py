@@ -649,10 +649,9 @@ def throughput(methods: list[Method], texts: list[str], rounds: int) -> dict[str
 
 def latencies(methods: list[Method], texts: list[str], samples: int) -> dict[str, list[float]]:
     """Milliseconds of one-sentence calls. The methods take turns in blocks, each block
-    after a pause and opened by one untimed call: thread pools (ORT's, OpenMP's, Eigen's,
-    TBB's) spin for a while after their work, and the previous method's spinning must not
-    be charged to the next (one untimed call was not enough: with the pause, every
-    method's median fell, by 1.5 to 2.8 ms on a 2-core EPYC)."""
+    after the throughput runs' pause and opened by one untimed call: thread pools (ORT's,
+    OpenMP's, Eigen's, TBB's) spin for a while after their work, and the previous method's
+    spinning must not be charged to the next."""
     timed = [method for method in methods if method.latency]
     progress(f"latency: {samples} one-sentence calls per method")
     result: dict[str, list[float]] = {method.name: [] for method in timed}

@@ -9,6 +9,7 @@ from bert_serving.client import BertClient
 from bert_serving.server.model import inspect_model
 from bert_serving.server.model.encoder import EncoderSettings, SentenceEncoder
 from bert_serving.server.model.precision import compute_dtype, cpu_flags
+from bert_serving.server.model.runtime import BF16_INSTRUCTIONS
 from tests.servers import running_server
 from tests.test_minilm import TEXTS
 
@@ -51,17 +52,21 @@ def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.slow
-def test_bfloat16_vectors_of_the_real_model_stay_close_to_float32(minilm_dir):
+@pytest.mark.parametrize("runtime", ["tensorflow", "openvino"])
+def test_bfloat16_vectors_of_the_real_model_stay_close_to_float32(minilm_dir, runtime):
+    if runtime == "openvino" and not BF16_INSTRUCTIONS & cpu_flags():
+        pytest.skip("OpenVINO computes bfloat16 only with AVX512_BF16 or AMX")
     spec = inspect_model(minilm_dir)
     settings = {"max_seq_len": None, "pooling_layer": (-1,)}
     exact = SentenceEncoder(spec, EncoderSettings(precision="float32", **settings))
-    fast = SentenceEncoder(spec, EncoderSettings(precision="bfloat16", **settings))
-    assert fast.compute_dtype.name == "bfloat16"
-    assert fast.model.layers[0].qkv.kernel.dtype.name == "bfloat16"
+    fast = SentenceEncoder(spec, EncoderSettings(precision="bfloat16", runtime=runtime, **settings))
+    assert fast.execution == f"bfloat16 on {runtime}"
+    if runtime == "tensorflow":  # OpenVINO converts the float32 graph and computes in bf16
+        assert fast.model.layers[0].qkv.kernel.dtype.name == "bfloat16"
     want, got = exact.encode(TEXTS).embeddings, fast.encode(TEXTS).embeddings
     assert got.dtype == np.float32
     worst = float(cosines(got, want).min())
-    print(f"bfloat16 against float32: lowest cosine {worst:.6f}")
+    print(f"bfloat16 on {runtime} against float32: lowest cosine {worst:.6f}")
     assert 0.999 < worst < 1.0 - 1e-9  # close, and really computed differently
 
 

@@ -11,37 +11,47 @@ import threading
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from bert_serving.client import BertClient
 from bert_serving.server.args import PoolingStrategy, get_args_parser
 from bert_serving.server.model import ModelError, inspect_model
 from bert_serving.server.model.encoder import EncoderSettings, SentenceEncoder
 from bert_serving.server.model.openvino_forward import check_against
-from bert_serving.server.model.runtime import choose_runtime
+from bert_serving.server.model.precision import cpu_flags
+from bert_serving.server.model.runtime import BF16_INSTRUCTIONS, choose_runtime
 from tests.fixtures import checkpoints
 from tests.servers import running_server
 from tests.test_minilm import TEXTS
 from tests.test_model import features
+from tests.test_precision import AMX, NO_AMX
 
 pytest.importorskip("openvino", reason="the cpu extra installs openvino")
 
 STRATEGIES = [str(strategy) for strategy in PoolingStrategy]
 PARITY = 1e-5
+AVX2_ONLY = frozenset({"avx2", "fma"})
 
 
 @pytest.mark.parametrize(
-    ("runtime", "dtype", "on_gpu", "xla", "expected"),
+    ("runtime", "dtype", "on_gpu", "xla", "flags", "expected"),
     [
-        ("auto", "float32", False, False, "openvino"),  # AVX2 and AVX-512 CPUs alike
-        ("auto", "bfloat16", False, False, "tensorflow"),  # AMX CPUs under auto
-        ("auto", "float32", True, False, "tensorflow"),  # the GPU path
-        ("auto", "float32", False, True, "tensorflow"),  # -xla is TensorFlow's
-        ("tensorflow", "float32", False, False, "tensorflow"),
-        ("openvino", "float32", False, False, "openvino"),
+        ("auto", "float32", False, False, AVX2_ONLY, "openvino"),  # AVX2 and AVX-512 alike
+        ("auto", "float32", False, False, AMX, "openvino"),
+        ("auto", "bfloat16", False, False, AMX, "openvino"),  # AMX CPUs under auto
+        ("auto", "bfloat16", False, False, NO_AMX, "openvino"),  # AVX512_BF16 (AMD Zen 4/5)
+        ("auto", "bfloat16", False, False, AVX2_ONLY, "tensorflow"),  # forced on an AVX2 CPU
+        ("auto", "bfloat16", False, True, AMX, "tensorflow"),  # -xla is TensorFlow's
+        ("auto", "float32", True, False, NO_AMX, "tensorflow"),  # the GPU path
+        ("auto", "float32", False, True, NO_AMX, "tensorflow"),
+        ("tensorflow", "float32", False, False, NO_AMX, "tensorflow"),
+        ("tensorflow", "bfloat16", False, False, AMX, "tensorflow"),
+        ("openvino", "float32", False, False, NO_AMX, "openvino"),
+        ("openvino", "bfloat16", False, False, AMX, "openvino"),
     ],
 )
-def test_auto_picks_the_faster_runtime_for_the_cpu(runtime, dtype, on_gpu, xla, expected):
-    assert choose_runtime(runtime, dtype, on_gpu, True, xla) == expected
+def test_auto_picks_the_faster_runtime_for_the_cpu(runtime, dtype, on_gpu, xla, flags, expected):
+    assert choose_runtime(runtime, dtype, on_gpu, True, xla, flags) == expected
 
 
 def test_auto_falls_back_to_tensorflow_without_openvino():
@@ -51,7 +61,8 @@ def test_auto_falls_back_to_tensorflow_without_openvino():
 @pytest.mark.parametrize(
     ("runtime", "dtype", "on_gpu", "have_openvino", "message"),
     [
-        ("openvino", "bfloat16", False, True, "float32 and int8 on the CPU, not bfloat16"),
+        ("openvino", "bfloat16", False, True, "bfloat16 only on CPUs with bfloat16 instructions"),
+        ("openvino", "float16", False, True, "computes float32, bfloat16 and int8, not float16"),
         ("openvino", "float32", True, True, "not float32 on a GPU"),
         ("openvino", "float32", False, False, "needs the openvino package"),
         ("onnx", "float32", False, True, "valid values are auto, tensorflow, openvino"),
@@ -61,7 +72,7 @@ def test_impossible_runtime_choices_are_refused_with_the_reason(
     runtime, dtype, on_gpu, have_openvino, message
 ):
     with pytest.raises(ValueError, match=message):
-        choose_runtime(runtime, dtype, on_gpu, have_openvino)
+        choose_runtime(runtime, dtype, on_gpu, have_openvino, cpu_flags=AVX2_ONLY)
 
 
 def test_the_start_command_takes_runtime():
@@ -72,10 +83,30 @@ def test_the_start_command_takes_runtime():
         parser.parse_args(["-model_dir", "m", "-runtime", "onnx"])
 
 
-def test_an_encoder_refuses_openvino_in_bfloat16(google_model_dir):
+CPU_HAS_BF16 = bool(BF16_INSTRUCTIONS & cpu_flags())
+
+
+@pytest.mark.skipif(CPU_HAS_BF16, reason="this CPU has bfloat16 instructions: the test below")
+def test_an_encoder_refuses_openvino_in_bfloat16_on_a_cpu_without_it(google_model_dir):
     settings = EncoderSettings(runtime="openvino", precision="bfloat16")
-    with pytest.raises(ModelError, match="not bfloat16"):
+    with pytest.raises(ModelError, match="bfloat16 only on CPUs with bfloat16 instructions"):
         SentenceEncoder(inspect_model(google_model_dir), settings)
+    forced = SentenceEncoder(inspect_model(google_model_dir), EncoderSettings(precision="bfloat16"))
+    assert forced.execution == "bfloat16 on tensorflow"
+
+
+@pytest.mark.skipif(not CPU_HAS_BF16, reason="OpenVINO computes bfloat16 with AVX512_BF16 or AMX")
+def test_openvino_computes_bfloat16_close_to_float32_on_a_cpu_with_it(google_model_dir):
+    spec = inspect_model(google_model_dir)
+    exact = SentenceEncoder(spec, EncoderSettings(precision="float32", runtime="tensorflow"))
+    fast = SentenceEncoder(spec, EncoderSettings(precision="bfloat16"))
+    assert fast.execution == "bfloat16 on openvino"
+    assert fast.compute_dtype == tf.float32  # OpenVINO converts the float32 graph
+    want, got = exact.encode_features(features()), fast.encode_features(features())
+    cosine = (want * got).sum(1) / np.linalg.norm(want, axis=1) / np.linalg.norm(got, axis=1)
+    assert got.dtype == np.float32
+    assert cosine.min() > 0.999
+    assert np.abs(got - want).max() > 1e-5  # really computed in bfloat16
 
 
 def encoder_pair(model_dir, **settings) -> tuple[SentenceEncoder, SentenceEncoder]:
@@ -197,10 +228,12 @@ def tiny_forward(google_model_dir, **settings):
     return encoder._forward, (encoder.spec.config.vocab_size, encoder.max_len)
 
 
-@pytest.mark.parametrize("int8", [False, True])
-def test_the_start_up_check_refuses_a_runtime_that_computes_something_else(google_model_dir, int8):
+@pytest.mark.parametrize("precision", ["float32", "bfloat16", "int8"])
+def test_the_start_up_check_refuses_a_runtime_that_computes_something_else(
+    google_model_dir, precision
+):
     forward, limits = tiny_forward(google_model_dir)
-    check_against(forward, lambda *inputs: forward(*inputs).numpy(), limits, int8)
+    check_against(forward, lambda *inputs: forward(*inputs).numpy(), limits, precision)
 
     def skewed(*inputs):
         vectors = forward(*inputs).numpy()
@@ -208,7 +241,7 @@ def test_the_start_up_check_refuses_a_runtime_that_computes_something_else(googl
         return vectors
 
     with pytest.raises(ModelError, match="disagrees with TensorFlow on this CPU"):
-        check_against(forward, skewed, limits, int8)
+        check_against(forward, skewed, limits, precision)
 
     def failing(*inputs):
         raise RuntimeError("could not create a primitive descriptor")
@@ -216,7 +249,7 @@ def test_the_start_up_check_refuses_a_runtime_that_computes_something_else(googl
     with pytest.raises(
         ModelError, match=r"failed its start-up check \(could not create a primitive descriptor\)"
     ):
-        check_against(forward, failing, limits, int8)
+        check_against(forward, failing, limits, precision)
 
 
 def test_auto_stays_on_tensorflow_when_openvino_fails_its_check(

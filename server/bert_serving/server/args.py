@@ -346,8 +346,9 @@ def _add_worker_configs(group: argparse._ArgumentGroup) -> None:
         "-runtime",
         choices=RUNTIMES,
         default="auto",
-        help="what executes the forward pass: tensorflow, or openvino (CPU, float32 and int8, "
-        "the same vectors within 1e-5); auto picks the faster for this CPU (docs/encoder.md)",
+        help="what executes the forward pass: tensorflow, or openvino (CPU: float32 with the "
+        "same vectors within 1e-5, bfloat16 on CPUs with AVX512_BF16 or AMX, int8); auto "
+        "picks the faster for this CPU (docs/encoder.md)",
     )
     group.add_argument(
         "-gpu_memory_fraction",

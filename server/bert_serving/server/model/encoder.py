@@ -33,7 +33,7 @@ from .errors import ModelError
 from .fit import settings_problems
 from .normalization import l2_normalized
 from .pooling import NO_POOLING, POOLED, pool
-from .precision import compute_dtype
+from .precision import compute_dtype, cpu_flags
 from .runtime import choose_runtime, openvino_installed
 from .settings import EncoderSettings
 
@@ -71,11 +71,12 @@ class SentenceEncoder:
         config = spec.config
         self.layers = _resolve_layers(settings, spec)
         on_gpu = bool(tf.config.list_physical_devices("GPU"))
-        self.compute_dtype = dtype or tf.as_dtype(
-            compute_dtype(settings.precision, settings.fp16, on_gpu)
+        flags = cpu_flags()
+        precision = (
+            dtype.name if dtype else compute_dtype(settings.precision, settings.fp16, on_gpu, flags)
         )
-        # what the vectors are computed in: the graph's dtype, or int8 by the runtime
-        self.precision = "int8" if settings.precision == "int8" else self.compute_dtype.name
+        # what the vectors are computed in: the forward's dtype, or int8 by the runtime
+        self.precision = "int8" if settings.precision == "int8" else precision
         try:
             self.runtime = choose_runtime(
                 settings.runtime,
@@ -83,9 +84,12 @@ class SentenceEncoder:
                 on_gpu,
                 openvino_installed(),
                 settings.xla,
+                flags,
             )
         except ValueError as error:
             raise ModelError(str(error)) from None
+        # the TensorFlow graph's dtype: OpenVINO converts float32 and computes as it is told
+        self.compute_dtype = tf.float32 if self.runtime == "openvino" else tf.as_dtype(precision)
         num_built = (
             config.num_hidden_layers
             if settings.pooling_strategy == POOLED
@@ -219,10 +223,10 @@ class SentenceEncoder:
         try:
             limits = (self.spec.config.vocab_size, self.max_len)
             self._execute = compile_forward(
-                self._forward, _intra_op_threads(), limits, int8=self.precision == "int8"
+                self._forward, _intra_op_threads(), limits, self.precision
             )
         except ModelError as error:
-            if self.settings.runtime != "auto" or self.precision == "int8":
+            if self.settings.runtime != "auto" or self.precision != "float32":
                 raise
             self.logger.warning("%s; running on TensorFlow instead", error)
             self.runtime = "tensorflow"

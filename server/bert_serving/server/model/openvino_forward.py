@@ -3,8 +3,10 @@
 Conversion reads the traced graph and copies its weights (a few seconds for MiniLM);
 compiling takes under a second. The settings that matter, each for a reason:
 
-- ``INFERENCE_PRECISION_HINT f32``: on CPUs with bfloat16 instructions OpenVINO would
-  otherwise compute in bfloat16 by default, which would give silently different vectors;
+- ``INFERENCE_PRECISION_HINT``: always stated. On CPUs with bfloat16 instructions OpenVINO
+  computes in bfloat16 by default, which would give silently different vectors under
+  float32; under ``-precision bfloat16`` it is asked for, and read back from the compiled
+  model, since a CPU without those instructions would quietly compute float32 instead;
 - one stream and a thread per core share of this worker (``threads``), as TensorFlow gets;
 - ``CPU_DENORMALS_OPTIMIZATION`` off: on, the plugin sets flush-to-zero on the calling
   thread and leaves it set, which changes that thread's float arithmetic for everything
@@ -39,16 +41,18 @@ SHAPE_CACHE_CAPACITY = 64
 PROBE_SHAPE = (64, 16)  # rows x tokens of the start-up check: a full chunk, a short length
 PROBE_VOCAB = 1000  # token ids of the check: the first ones of the vocabulary
 FLOAT32_TOLERANCE = 1e-4  # the check catches breakage; tests hold parity to 1e-5
-INT8_MIN_COSINE = 0.99
+MIN_COSINE = {"bfloat16": 0.999, "int8": 0.99}  # to float32; measured 0.99996 and 0.9989
+PRECISION_HINTS = {"float32": "f32", "bfloat16": "bf16", "int8": "f32"}
 
 
 def compile_forward(
-    forward, threads: int, probe_limits: tuple[int, int], int8: bool = False
+    forward, threads: int, probe_limits: tuple[int, int], precision: str = "float32"
 ) -> Callable[..., np.ndarray]:
-    """An OpenVINO function with the arguments of ``forward`` (a ``tf.function`` with an
-    input signature) that returns its result as a numpy array; with ``int8``, its weights
-    and activations quantized (quantize.py). ``probe_limits`` (vocabulary size, longest
-    input) bound the batch of the start-up check."""
+    """An OpenVINO function with the arguments of ``forward`` (a float32 ``tf.function``
+    with an input signature) that returns its result as a numpy array, computed in
+    ``precision``: float32, bfloat16, or int8 (weights and activations quantized,
+    quantize.py). ``probe_limits`` (vocabulary size, longest input) bound the batch of the
+    start-up check."""
     import openvino as ov
 
     # share_weights=False: by default the model would point into TensorFlow's temporary
@@ -61,17 +65,24 @@ def compile_forward(
     (vectors,) = [output for output in converted.outputs if result in output.get_names()]
     model = ov.Model([vectors], converted.get_parameters(), "bert_forward")
     config = {
-        "INFERENCE_PRECISION_HINT": "f32",
+        "INFERENCE_PRECISION_HINT": PRECISION_HINTS[precision],
         "INFERENCE_NUM_THREADS": threads,
         "NUM_STREAMS": 1,
         "PERFORMANCE_HINT": "LATENCY",
         "CPU_DENORMALS_OPTIMIZATION": False,
         "CPU_RUNTIME_CACHE_CAPACITY": str(SHAPE_CACHE_CAPACITY),
     }
-    if int8:
+    if precision == "int8":
         model = int8_weights(model)
         config.update(INT8_RUNTIME_CONFIG)
-    request = _process_core().compile_model(model, "CPU", config).create_infer_request()
+    compiled = _process_core().compile_model(model, "CPU", config)
+    computes_in = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
+    if precision == "bfloat16" and computes_in != "bf16":
+        raise ModelError(
+            f"OpenVINO computes {computes_in} on this CPU where bfloat16 was asked for; "
+            "start with -runtime tensorflow"
+        )
+    request = compiled.create_infer_request()
     # one request runs one inference at a time ("Infer Request is busy", or another call's
     # output): encoders shared by threads, as TensorFlow's are, take turns on it
     turn = threading.Lock()
@@ -86,7 +97,7 @@ def compile_forward(
             )
         return vectors
 
-    check_against(forward, run, probe_limits, int8)
+    check_against(forward, run, probe_limits, precision)
     return run
 
 
@@ -106,7 +117,7 @@ def _process_core():
 
 
 def check_against(
-    forward, run: Callable[..., np.ndarray], limits: tuple[int, int], int8: bool
+    forward, run: Callable[..., np.ndarray], limits: tuple[int, int], precision: str
 ) -> None:
     """Compare one batch with TensorFlow before serving: a runtime that computes something
     else on this CPU (seen: int8 with its ISA capped to AVX2 returned empty arrays) must
@@ -129,12 +140,13 @@ def check_against(
         ) from None
     if got.shape != want.shape:
         raise ModelError(f"OpenVINO gave shape {got.shape} where TensorFlow gives {want.shape}")
-    if int8:
+    if precision in MIN_COSINE:
         flat_want, flat_got = want.reshape(len(want), -1), got.reshape(len(got), -1)
         cosine = (flat_want * flat_got).sum(1) / (
             np.linalg.norm(flat_want, axis=1) * np.linalg.norm(flat_got, axis=1) + 1e-12
         )
-        problem = f"lowest cosine {cosine.min():.4f}" if cosine.min() < INT8_MIN_COSINE else ""
+        too_low = cosine.min() < MIN_COSINE[precision]
+        problem = f"lowest cosine {cosine.min():.4f} in {precision}" if too_low else ""
     else:
         difference = float(np.abs(got - want).max())
         problem = f"largest difference {difference:.1e}" if difference > tolerance else ""

@@ -33,9 +33,10 @@ def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
 def compute_dtype(
     precision: str, fp16: bool, on_gpu: bool, flags: frozenset[str] | None = None
 ) -> str:
-    """The dtype of the TensorFlow graph: float16 under ``-fp16`` on a GPU (as in 1.10);
+    """The dtype the forward pass computes in: float16 under ``-fp16`` on a GPU (as in 1.10);
     bfloat16 when asked for, or under ``auto`` on a CPU with AMX; float32 otherwise (int8
-    included: quantizing is the OpenVINO runtime's part)."""
+    included: quantizing is the OpenVINO runtime's part). TensorFlow builds its graph in
+    this dtype; OpenVINO converts the float32 graph and is told to compute in bfloat16."""
     if precision not in PRECISIONS:
         raise ValueError(f"-precision {precision!r}: valid values are {', '.join(PRECISIONS)}")
     if on_gpu and fp16:

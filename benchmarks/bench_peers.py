@@ -23,8 +23,8 @@ Every method encodes the same seeded corpus with the same weights (all-MiniLM-L6
                            settings: REDUCE_MEAN of the last layer (-pooling_layer -1), which
                            is sentence-transformers' mean pooling before normalisation, and
                            --precision (auto by default, as the server's users get it)
-  raw forward, openvino    the same SentenceEncoder on the runtime that the raw forward does
-  (or , tensorflow)        not use (float32): both engines measured in one run
+  raw forward, openvino    the same SentenceEncoder, in the same precision, on the runtime
+  (or , tensorflow)        that the raw forward does not use: both engines in one run
   raw forward, int8        the same with -precision int8 (OpenVINO, int8 weights and
                            dynamically quantized activations); its vectors are checked
                            against --int8-min-cosine instead of --tolerance
@@ -488,13 +488,13 @@ def raw_encoder(setup: Setup, **overrides: str) -> SentenceEncoder:
 
 
 def raw_methods(setup: Setup, min_cosine: float) -> tuple[SentenceEncoder, list[Method], dict]:
-    """The raw forward as the server runs it, plus OpenVINO float32 (when that is not
-    already the raw forward) and int8 rows; a row that cannot load is skipped with why."""
+    """The raw forward as the server runs it, plus the same precision on the other runtime
+    and int8 rows; a row that cannot load is skipped with why."""
     encoder = raw_encoder(setup)
     methods = [_encoder_method(RAW, encoder)]
     other = "tensorflow" if encoder.runtime == "openvino" else "openvino"
     extra = {
-        RAW_ON.format(runtime=other): ({"precision": "float32", "runtime": other}, None),
+        RAW_ON.format(runtime=other): ({"precision": encoder.precision, "runtime": other}, None),
         RAW_INT8: ({"precision": "int8", "runtime": "auto"}, min_cosine),
     }
     skipped = {}

@@ -829,7 +829,8 @@ def print_report(report: dict) -> None:
         f"{corpus_info['mean_tokens']:.1f} tokens on average ({corpus_info['min_tokens']}-"
         f"{corpus_info['max_tokens']}, [CLS]/[SEP] included), max_seq_len {options['max_seq_len']}"
         f", -precision {options['precision']} -runtime {options['runtime']} (raw forward and "
-        f"server; the peers run float32), corpus {options['corpus']}"
+        f"server: {report['raw_forward']['precision']} on {report['raw_forward']['runtime']}; "
+        f"the peers run float32), corpus {options['corpus']}"
         f"\nCPU {cpu_line(report['environment']['cpu'])}"
         f"\nmodel {options['model_dir']}; {report['environment']['cores']} cores, load average "
         f"{report['environment']['load_average'][0]:.2f} at start, "
@@ -1005,6 +1006,8 @@ def run(options: argparse.Namespace) -> dict:
     best = {name: max(values) for name, values in rates.items()}
     return {
         "settings": {**vars(options), "model_dir": str(setup.model_dir)},
+        # what -precision and -runtime auto resolved to on this CPU
+        "raw_forward": {"precision": encoder.precision, "runtime": encoder.runtime},
         "environment": start_environment,
         "load_average_end": list(os.getloadavg()),
         "corpus": {

@@ -104,7 +104,11 @@ def test_openvino_and_int8_rows_are_measured_and_checked(smoke) -> None:
     for name in (other, "raw forward, int8"):
         assert report["throughput"][name]["best"] > 0
         assert report["agreement"][name]["ok"], report["agreement"][name]
-    assert report["agreement"][other]["max_abs_diff"] <= 1e-5
+    if report["raw_forward"]["precision"] == "float32":  # the same vectors on either engine
+        assert report["agreement"][other]["max_abs_diff"] <= 1e-5
+    else:  # two engines' bfloat16 (AMX CPUs): each rounds its own way
+        assert report["raw_forward"] == {"precision": "bfloat16", "runtime": "openvino"}
+        assert other == "raw forward, tensorflow"
     assert report["agreement"]["raw forward, int8"]["max_abs_diff"] > 1e-5  # really int8
 
 

@@ -41,7 +41,10 @@ SHAPE_CACHE_CAPACITY = 64
 PROBE_SHAPE = (64, 16)  # rows x tokens of the start-up check: a full chunk, a short length
 PROBE_VOCAB = 1000  # token ids of the check: the first ones of the vocabulary
 FLOAT32_TOLERANCE = 1e-4  # the check catches breakage; tests hold parity to 1e-5
-MIN_COSINE = {"bfloat16": 0.999, "int8": 0.99}  # to float32; measured 0.99996 and 0.9989
+# lowest cosine to float32 in the check, which catches breakage, not lost accuracy: a
+# larger model than MiniLM rounds more, and it must not be refused for it (measured on
+# MiniLM: bfloat16 0.99996, int8 0.9989; tests hold those above 0.999 and 0.99)
+MIN_COSINE = {"bfloat16": 0.99, "int8": 0.99}
 PRECISION_HINTS = {"float32": "f32", "bfloat16": "bf16", "int8": "f32"}
 
 

@@ -562,7 +562,10 @@ def test_concurrent_client_shared_by_eight_threads(pool):
 
 
 def test_concurrent_client_waits_for_a_free_client_within_the_timeout(pool):
-    shared = pool(max_concurrency=1, timeout=300, delay=0.25)
+    # the fake server answers one request at a time, each after 0.25 s: the timeout covers one
+    # answer with room for a loaded machine (at 300 ms, 50 ms of scheduling delay failed it
+    # once in CI) and gives up 0.2 s before encode_async below frees the client (>= 0.75 s)
+    shared = pool(max_concurrency=1, timeout=500, delay=0.25)
     busy = threading.Thread(target=shared.encode, args=(TEXTS,))
     busy.start()
     time.sleep(0.05)

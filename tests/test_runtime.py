@@ -17,7 +17,11 @@ from bert_serving.client import BertClient
 from bert_serving.server.args import PoolingStrategy, get_args_parser
 from bert_serving.server.model import ModelError, inspect_model
 from bert_serving.server.model.encoder import EncoderSettings, SentenceEncoder
-from bert_serving.server.model.openvino_forward import check_against
+from bert_serving.server.model.openvino_forward import (
+    PRECISION_HINTS,
+    check_against,
+    compile_forward,
+)
 from bert_serving.server.model.precision import cpu_flags
 from bert_serving.server.model.runtime import BF16_INSTRUCTIONS, choose_runtime
 from tests.fixtures import checkpoints
@@ -86,8 +90,8 @@ def test_the_start_command_takes_runtime():
 CPU_HAS_BF16 = bool(BF16_INSTRUCTIONS & cpu_flags())
 
 
-@pytest.mark.skipif(CPU_HAS_BF16, reason="this CPU has bfloat16 instructions: the test below")
-def test_an_encoder_refuses_openvino_in_bfloat16_on_a_cpu_without_it(google_model_dir):
+def test_an_encoder_refuses_openvino_in_bfloat16_on_a_cpu_without_it(google_model_dir, monkeypatch):
+    monkeypatch.setattr("bert_serving.server.model.encoder.cpu_flags", lambda: AVX2_ONLY)
     settings = EncoderSettings(runtime="openvino", precision="bfloat16")
     with pytest.raises(ModelError, match="bfloat16 only on CPUs with bfloat16 instructions"):
         SentenceEncoder(inspect_model(google_model_dir), settings)
@@ -252,8 +256,9 @@ def test_the_start_up_check_refuses_a_runtime_that_computes_something_else(
         check_against(forward, failing, limits, precision)
 
 
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
 def test_auto_stays_on_tensorflow_when_openvino_fails_its_check(
-    google_model_dir, monkeypatch, caplog
+    google_model_dir, monkeypatch, caplog, precision
 ):
     def broken(*args, **kwargs):
         raise ModelError("the OpenVINO runtime disagrees with TensorFlow on this CPU")
@@ -261,12 +266,26 @@ def test_auto_stays_on_tensorflow_when_openvino_fails_its_check(
     monkeypatch.setattr("bert_serving.server.model.encoder.choose_runtime", lambda *a: "openvino")
     monkeypatch.setattr("bert_serving.server.model.openvino_forward.compile_forward", broken)
     spec = inspect_model(google_model_dir)
-    encoder = SentenceEncoder(spec, EncoderSettings(precision="float32"))
-    assert encoder.runtime == "tensorflow"
+    encoder = SentenceEncoder(spec, EncoderSettings(precision=precision))
+    assert encoder.execution == f"{precision} on tensorflow"
     assert "running on TensorFlow instead" in caplog.text
+    # the graph OpenVINO was to convert is float32: bfloat16 on TensorFlow is built anew
+    assert encoder.model.layers[0].qkv.kernel.dtype.name == precision
     assert encoder.encode(["still answers"]).embeddings.shape == (1, 32)
     with pytest.raises(ModelError, match="disagrees"):  # asked for by name: refuse to start
-        SentenceEncoder(spec, EncoderSettings(precision="float32", runtime="openvino"))
+        SentenceEncoder(spec, EncoderSettings(precision=precision, runtime="openvino"))
+
+
+def test_bfloat16_that_openvino_would_not_compute_is_refused(google_model_dir, monkeypatch):
+    """The compiled model's precision is read back: had OpenVINO kept float32 (as on a CPU
+    without bfloat16 instructions), the encoder would claim bfloat16 and compute float32."""
+    monkeypatch.setitem(PRECISION_HINTS, "bfloat16", "f32")  # what such a CPU would do
+    encoder = SentenceEncoder(  # the float32 graph OpenVINO converts, kept alive meanwhile
+        inspect_model(google_model_dir), EncoderSettings(precision="float32", runtime="tensorflow")
+    )
+    limits = (encoder.spec.config.vocab_size, encoder.max_len)
+    with pytest.raises(ModelError, match="OpenVINO computes f32 on this CPU where bfloat16"):
+        compile_forward(encoder._forward, 1, limits, "bfloat16")
 
 
 # An encoder made on the main thread and freed on another, then a signal with a Python

@@ -68,7 +68,6 @@ class SentenceEncoder:
         self.spec = spec
         self.settings = settings
         self.logger = logger or logging.getLogger(__name__)
-        config = spec.config
         self.layers = _resolve_layers(settings, spec)
         on_gpu = bool(tf.config.list_physical_devices("GPU"))
         flags = cpu_flags()
@@ -88,26 +87,13 @@ class SentenceEncoder:
             )
         except ValueError as error:
             raise ModelError(str(error)) from None
-        # the TensorFlow graph's dtype: OpenVINO converts float32 and computes as it is told
-        self.compute_dtype = tf.float32 if self.runtime == "openvino" else tf.as_dtype(precision)
-        num_built = (
-            config.num_hidden_layers
-            if settings.pooling_strategy == POOLED
-            else max(self.layers) + 1
-        )
-        self.model = BertModel(
-            config,
-            weights if weights is not None else load_weights(spec),
-            num_built,
-            not settings.no_position_embeddings,
-            self.compute_dtype,
+        weights = weights if weights is not None else load_weights(spec)
+        # OpenVINO converts the float32 graph and computes in the precision it is told
+        self._build_graph(
+            weights, tf.float32 if self.runtime == "openvino" else tf.as_dtype(precision)
         )
         self.tokenizer = BertTokenizer.from_file(
             spec.vocab_path, lowercase=not settings.cased_tokenization
-        )
-        signature = [tf.TensorSpec([None, None], tf.int32)] * 3 + [tf.TensorSpec([None], tf.int32)]
-        self._forward = tf.function(
-            self._pooled, input_signature=signature, jit_compile=settings.xla or None
         )
         self._execute = self._run_tensorflow
         # the fixed cost of one forward call in tokens; warm_up measures it on this machine
@@ -115,7 +101,25 @@ class SentenceEncoder:
         if self.runtime == "openvino":
             from .openvino_forward import compile_forward
 
-            self._use_openvino(compile_forward)
+            self._use_openvino(compile_forward, weights, tf.as_dtype(precision))
+
+    def _build_graph(self, weights: dict[str, np.ndarray], dtype: tf.DType) -> None:
+        """The TensorFlow model in ``dtype`` (only the layers pooling reads) and its forward
+        ``tf.function``."""
+        config = self.spec.config
+        pooled = self.settings.pooling_strategy == POOLED
+        self.compute_dtype = dtype
+        self.model = BertModel(
+            config,
+            weights,
+            config.num_hidden_layers if pooled else max(self.layers) + 1,
+            not self.settings.no_position_embeddings,
+            dtype,
+        )
+        signature = [tf.TensorSpec([None, None], tf.int32)] * 3 + [tf.TensorSpec([None], tf.int32)]
+        self._forward = tf.function(
+            self._pooled, input_signature=signature, jit_compile=self.settings.xla or None
+        )
 
     @classmethod
     def from_pretrained(
@@ -217,19 +221,23 @@ class SentenceEncoder:
         pooled = self._execute(*arrays, lengths)
         return pooled[: len(rows)]
 
-    def _use_openvino(self, compile_forward) -> None:
-        """Run on OpenVINO; if it fails its start-up check and was only auto's choice in
-        float32, stay on TensorFlow (with a warning) rather than refuse to start."""
+    def _use_openvino(self, compile_forward, weights: dict, tensorflow_dtype: tf.DType) -> None:
+        """Run on OpenVINO; if it fails its start-up check and was only auto's choice, stay on
+        TensorFlow (with a warning) rather than refuse to start, rebuilding the graph in
+        ``tensorflow_dtype`` when that is not the float32 OpenVINO converted (bfloat16). int8
+        exists only on OpenVINO: it refuses."""
         try:
             limits = (self.spec.config.vocab_size, self.max_len)
             self._execute = compile_forward(
                 self._forward, _intra_op_threads(), limits, self.precision
             )
         except ModelError as error:
-            if self.settings.runtime != "auto" or self.precision != "float32":
+            if self.settings.runtime != "auto" or self.precision == "int8":
                 raise
             self.logger.warning("%s; running on TensorFlow instead", error)
             self.runtime = "tensorflow"
+            if tensorflow_dtype != self.compute_dtype:
+                self._build_graph(weights, tensorflow_dtype)
 
     def _run_tensorflow(self, *inputs: np.ndarray) -> np.ndarray:
         return self._forward(*inputs).numpy()

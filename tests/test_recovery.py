@@ -14,6 +14,7 @@ import pytest
 
 from bert_serving.client import BertClient, BertServerError
 from bert_serving.server.model import EncoderSettings, SentenceEncoder, inspect_model
+from bert_serving.server.ventilator import Ventilator
 from tests.servers import running_server
 
 pytestmark = pytest.mark.slow  # every test here starts a server (or uses one)
@@ -206,6 +207,33 @@ def test_a_stopped_worker_is_given_up_on_and_replaced(google_model_dir, num_work
     )
     if num_worker > 1:  # the other worker takes the parts at once
         assert longest < timeout + timeout / 3 + 5.0, longest
+
+
+def test_a_front_held_up_longer_than_the_timeout_gives_up_on_no_beating_worker(
+    google_model_dir, monkeypatch
+):
+    """The front runs in the user's process, where other threads can hold the GIL. Its loop
+    is held up here for longer than the worker timeout right after a liveness round; the
+    worker beat all along (its beats wait in the socket), so it must not count as lost."""
+    stall_s = 1.4  # the timeout (1 s) plus more than a heartbeat period (1/3 s)
+    stalls = []
+    check_liveness = Ventilator._check_liveness
+
+    def check_then_stall_once(ventilator: Ventilator) -> None:
+        check_liveness(ventilator)
+        if ventilator.ready.is_set() and not stalls:
+            stalls.append(time.monotonic())
+            time.sleep(stall_s)
+
+    monkeypatch.setattr(Ventilator, "_check_liveness", check_then_stall_once)
+    with running_server(google_model_dir, "-worker_timeout", "1") as server:
+        wait_for(lambda: stalls, 30, "the loop held up once")
+        wait_for(lambda: time.monotonic() > stalls[0] + stall_s + 1.0, 10, "two beats after")
+        with client_for(server) as bc:
+            assert bc.encode(["still the same worker"]).shape == (1, 32)
+            statistic = bc.server_status
+        assert statistic["num_worker_losses"] == 0
+        assert server.supervisor.restarts == 0
 
 
 def test_a_hung_worker_is_replaced_and_a_request_that_hangs_twice_is_refused(

@@ -115,7 +115,7 @@ class Ventilator:
                 self._supervise()
                 next_check = now + SUPERVISE_INTERVAL
             if now >= next_beat:
-                self._check_liveness(now - next_beat)
+                self._check_liveness()
                 next_beat = now + self.registry.heartbeat_interval
             events = dict(poller.poll(POLL_MS))
             self._on_internal(events)
@@ -222,14 +222,15 @@ class Ventilator:
 
     # -- liveness -----------------------------------------------------------------------
 
-    def _check_liveness(self, lag: float) -> None:
-        """Beat to every worker; give up on the silent and the hung. A loop that itself
-        stalled (``lag`` past the timeout) judges no silence this round: the workers' beats
-        are still waiting unread in the sockets."""
+    def _check_liveness(self) -> None:
+        """Beat to every worker; give up on the silent and the hung. What the workers sent
+        is read first: when this loop was held up (a busy host process holding the GIL, a
+        paused machine), their beats wait unread in the sockets, and a worker must not be
+        judged by how late its front got round to reading."""
         self.links.beat()
-        if lag < self.registry.timeout:
-            for identity in self.registry.silent():
-                self._give_up(identity, WorkerState.LOST)
+        self._read_workers()
+        for identity in self.registry.silent():
+            self._give_up(identity, WorkerState.LOST)
         held = self.scheduler.held_texts
         for identity in self.registry.hung(held, self.args.max_batch_size):
             self._give_up(identity, WorkerState.HUNG)
@@ -270,10 +271,14 @@ class Ventilator:
             job = Published.from_frames(self.confirmations.recv_multipart()).job
             self.scheduler.published(job)
             self.statistics.record_finished(job)
+        if any(sock in events for sock in self.links.sockets):
+            self._read_workers()
+
+    def _read_workers(self) -> None:
+        """Everything waiting from the workers, on every worker socket."""
         for sock in self.links.sockets:
-            if sock in events:
-                for identity, message in self.links.receive(sock):
-                    self._on_worker(sock, identity, message)
+            for identity, message in self.links.receive(sock):
+                self._on_worker(sock, identity, message)
 
     def _on_worker(self, sock: zmq.Socket, identity: bytes, message) -> None:
         if isinstance(message, Hello):

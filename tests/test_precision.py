@@ -8,22 +8,23 @@ import pytest
 from bert_serving.client import BertClient
 from bert_serving.server.model import inspect_model
 from bert_serving.server.model.encoder import EncoderSettings, SentenceEncoder
-from bert_serving.server.model.precision import compute_dtype, cpu_flags
-from bert_serving.server.model.runtime import BF16_INSTRUCTIONS
+from bert_serving.server.model.precision import BF16_INSTRUCTIONS, compute_dtype, cpu_flags
 from tests.servers import running_server
 from tests.test_minilm import TEXTS
 
 AMX = frozenset({"avx512f", "amx_tile", "amx_bf16"})
-NO_AMX = frozenset({"avx2", "avx512f", "avx512_bf16"})
+AVX512_BF16 = frozenset({"avx2", "avx512f", "avx512_bf16"})  # AMD EPYC Zen 4 and 5
+AVX2_ONLY = frozenset({"avx2", "fma"})
 
 
 @pytest.mark.parametrize(
     ("precision", "fp16", "on_gpu", "flags", "expected"),
     [
         ("auto", False, False, AMX, "bfloat16"),
-        ("auto", False, False, NO_AMX, "float32"),
+        ("auto", False, False, AVX512_BF16, "bfloat16"),
+        ("auto", False, False, AVX2_ONLY, "float32"),  # emulated bfloat16 would be slower
         ("float32", False, False, AMX, "float32"),
-        ("bfloat16", False, False, NO_AMX, "bfloat16"),
+        ("bfloat16", False, False, AVX2_ONLY, "bfloat16"),
         ("auto", True, True, AMX, "float16"),  # -fp16 on a GPU, as in 1.10
         ("auto", False, True, AMX, "float32"),
         ("auto", True, False, AMX, "bfloat16"),  # on a CPU -fp16 only converts the output

@@ -22,19 +22,18 @@ from bert_serving.server.model.openvino_forward import (
     check_against,
     compile_forward,
 )
-from bert_serving.server.model.precision import cpu_flags
-from bert_serving.server.model.runtime import BF16_INSTRUCTIONS, choose_runtime
+from bert_serving.server.model.precision import BF16_INSTRUCTIONS, cpu_flags
+from bert_serving.server.model.runtime import choose_runtime
 from tests.fixtures import checkpoints
 from tests.servers import running_server
 from tests.test_minilm import TEXTS
 from tests.test_model import features
-from tests.test_precision import AMX, NO_AMX
+from tests.test_precision import AMX, AVX2_ONLY, AVX512_BF16
 
 pytest.importorskip("openvino", reason="the cpu extra installs openvino")
 
 STRATEGIES = [str(strategy) for strategy in PoolingStrategy]
 PARITY = 1e-5
-AVX2_ONLY = frozenset({"avx2", "fma"})
 
 
 @pytest.mark.parametrize(
@@ -42,15 +41,15 @@ AVX2_ONLY = frozenset({"avx2", "fma"})
     [
         ("auto", "float32", False, False, AVX2_ONLY, "openvino"),  # AVX2 and AVX-512 alike
         ("auto", "float32", False, False, AMX, "openvino"),
-        ("auto", "bfloat16", False, False, AMX, "openvino"),  # AMX CPUs under auto
-        ("auto", "bfloat16", False, False, NO_AMX, "openvino"),  # AVX512_BF16 (AMD Zen 4/5)
+        ("auto", "bfloat16", False, False, AMX, "openvino"),  # auto's precision on AMX
+        ("auto", "bfloat16", False, False, AVX512_BF16, "openvino"),  # and on AMD Zen 4/5
         ("auto", "bfloat16", False, False, AVX2_ONLY, "tensorflow"),  # forced on an AVX2 CPU
         ("auto", "bfloat16", False, True, AMX, "tensorflow"),  # -xla is TensorFlow's
-        ("auto", "float32", True, False, NO_AMX, "tensorflow"),  # the GPU path
-        ("auto", "float32", False, True, NO_AMX, "tensorflow"),
-        ("tensorflow", "float32", False, False, NO_AMX, "tensorflow"),
+        ("auto", "float32", True, False, AVX512_BF16, "tensorflow"),  # the GPU path
+        ("auto", "float32", False, True, AVX512_BF16, "tensorflow"),
+        ("tensorflow", "float32", False, False, AVX512_BF16, "tensorflow"),
         ("tensorflow", "bfloat16", False, False, AMX, "tensorflow"),
-        ("openvino", "float32", False, False, NO_AMX, "openvino"),
+        ("openvino", "float32", False, False, AVX512_BF16, "openvino"),
         ("openvino", "bfloat16", False, False, AMX, "openvino"),
     ],
 )

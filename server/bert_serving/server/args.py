@@ -338,8 +338,9 @@ def _add_worker_configs(group: argparse._ArgumentGroup) -> None:
         "-precision",
         choices=PRECISIONS,
         default="auto",
-        help="number format of the forward pass: auto is bfloat16 on CPUs with AMX (faster, "
-        "cosine to float32 above 0.9998) and float32 elsewhere; float32 for exact vectors; "
+        help="number format of the forward pass: auto is bfloat16 on CPUs with bfloat16 "
+        "instructions, AMX or AVX512_BF16 (1.7x to 2.7x faster, cosine to float32 above "
+        "0.9998), and float32 elsewhere; float32 for exact vectors; "
         "int8 (opt-in, OpenVINO, cosine to float32 about 0.999) for CPUs with VNNI or AMX",
     )
     group.add_argument(

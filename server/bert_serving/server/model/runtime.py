@@ -14,9 +14,11 @@ What ``auto`` picks (see docs/benchmark.md for the measurements behind the rule)
   throughput. On an AVX-512 AMD EPYC, both at their best (two threads, quiet machine),
   it matched TensorFlow on large sorted batches (0.99x-1.06x: both run the matmuls near
   the FMA peak), ran batches of 8 1.14x faster and answered one sentence in 0.6x the time;
-- bfloat16 (AMX CPUs under ``-precision auto``) on a CPU with bfloat16 instructions:
+- bfloat16 (``-precision auto`` on a CPU with bfloat16 instructions, AMX or AVX512_BF16):
   OpenVINO. On a Xeon with AMX it ran 1.6x TensorFlow's bfloat16 throughput, answered one
-  sentence in a third of the time, and stayed closer to the float32 vectors;
+  sentence in a third of the time, and stayed closer to the float32 vectors; on an AMD
+  EPYC Zen 4 (AVX512_BF16) it ran 1.0x to 1.1x TensorFlow's bfloat16 throughput (1.7x to
+  1.8x its own float32) and answered one text in 0.6x to 0.7x the time;
 - bfloat16 on a CPU without them (``-precision bfloat16`` forced on an AVX2 CPU):
   TensorFlow, which emulates it; OpenVINO would compute float32 instead;
 - a GPU: TensorFlow; ``-xla`` is an option of TensorFlow's compiler, so auto keeps
@@ -26,8 +28,9 @@ What ``auto`` picks (see docs/benchmark.md for the measurements behind the rule)
 
 from __future__ import annotations
 
+from .precision import BF16_INSTRUCTIONS
+
 RUNTIMES = ("auto", "tensorflow", "openvino")
-BF16_INSTRUCTIONS = frozenset({"avx512_bf16", "amx_bf16"})  # CPU flags OpenVINO computes bf16 with
 
 
 def openvino_installed() -> bool:
@@ -48,8 +51,8 @@ def choose_runtime(
     cpu_flags: frozenset[str] = frozenset(),
 ) -> str:
     """The engine for ``-runtime`` given the compute dtype (which already reflects the CPU:
-    bfloat16 under auto only with AMX), the device, whether OpenVINO is installed, ``-xla``
-    and the CPU's flags (whether it has bfloat16 instructions)."""
+    bfloat16 under auto only with bfloat16 instructions), the device, whether OpenVINO is
+    installed, ``-xla`` and the CPU's flags (whether it has bfloat16 instructions)."""
     if runtime not in RUNTIMES:
         raise ValueError(f"-runtime {runtime!r}: valid values are {', '.join(RUNTIMES)}")
     if runtime == "tensorflow" and dtype == "int8":

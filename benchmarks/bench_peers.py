@@ -915,7 +915,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--precision",
         "auto",
         "forward pass of the raw forward and the server, as -precision: auto is what server "
-        "users get (bfloat16 on CPUs with AMX); float32 computes as the peers do",
+        "users get (bfloat16 on CPUs with AMX or AVX512_BF16); float32 computes as the peers do",
     )
     option(
         "--runtime",

@@ -12,7 +12,7 @@ from bert_serving.server.model.precision import compute_dtype
 from bert_serving.server.model.quantize import symmetric_int8
 from bert_serving.server.model.runtime import choose_runtime
 from tests.test_model import features
-from tests.test_precision import AMX, NO_AMX
+from tests.test_precision import AMX, AVX2_ONLY, AVX512_BF16
 
 pytest.importorskip("openvino", reason="the cpu extra installs openvino")
 
@@ -22,7 +22,7 @@ NEIGHBOURS = 10
 
 
 def test_int8_is_never_the_default():
-    for flags in (AMX, NO_AMX):
+    for flags in (AMX, AVX512_BF16, AVX2_ONLY):
         assert compute_dtype("auto", False, False, flags) != "int8"
 
 

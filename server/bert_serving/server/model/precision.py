@@ -1,12 +1,12 @@
 """Which number format the forward pass computes in.
 
 CPUs with bfloat16 instructions compute the forward pass much faster in bfloat16 than in
-float32: AMX tiles (Xeon Sapphire Rapids on; 2.7x the float32 forward pass on OpenVINO,
-measured here) and AVX512_BF16's dot products (AMD EPYC Zen 4 and 5; 1.7x to 1.8x on
-OpenVINO, 1.5x on TensorFlow, measured on a Zen 4). The vectors then differ from float32 by
-about 3e-5 in cosine, so ``auto`` uses bfloat16 exactly where that speed exists, and
-``-precision float32`` gives the exact vectors anywhere. On a CPU without those
-instructions bfloat16 is emulated and slower than float32.
+float32: AMX tiles (Xeon from Sapphire Rapids on; 2.7x the float32 forward pass on
+OpenVINO, measured here) and AVX512_BF16's dot products (AMD EPYC Zen 4 and 5; 1.7x to 1.8x
+on OpenVINO, 1.5x on TensorFlow, measured on a Zen 4). The lowest cosine of a vector to its
+float32 twin is then 0.9998 to 0.99997 (TensorFlow's rounding, OpenVINO's), so ``auto``
+uses bfloat16 exactly where that speed exists, and ``-precision float32`` gives the exact
+vectors anywhere. A CPU without those instructions can only emulate bfloat16.
 
 ``int8`` is opt-in only: the TensorFlow graph stays float32 (it is the definition that the
 OpenVINO runtime converts), and OpenVINO runs it with int8 weights and activations

@@ -22,7 +22,7 @@ from bert_serving.server.model.openvino_forward import (
     check_against,
     compile_forward,
 )
-from bert_serving.server.model.precision import BF16_INSTRUCTIONS, cpu_flags
+from bert_serving.server.model.precision import cpu_flags, has_bf16_instructions
 from bert_serving.server.model.runtime import choose_runtime
 from tests.fixtures import checkpoints
 from tests.servers import running_server
@@ -86,7 +86,7 @@ def test_the_start_command_takes_runtime():
         parser.parse_args(["-model_dir", "m", "-runtime", "onnx"])
 
 
-CPU_HAS_BF16 = bool(BF16_INSTRUCTIONS & cpu_flags())
+CPU_HAS_BF16 = has_bf16_instructions(cpu_flags())
 
 
 def test_an_encoder_refuses_openvino_in_bfloat16_on_a_cpu_without_it(google_model_dir, monkeypatch):

@@ -3,7 +3,7 @@
 CPUs with bfloat16 instructions compute the forward pass much faster in bfloat16 than in
 float32: AMX tiles (Xeon from Sapphire Rapids on; 2.7x the float32 forward pass on
 OpenVINO, measured here) and AVX512_BF16's dot products (AMD EPYC Zen 4 and 5; 1.7x to 1.8x
-on OpenVINO, 1.5x on TensorFlow, measured on a Zen 4). The lowest cosine of a vector to its
+on OpenVINO and about 1.6x on TensorFlow, measured on a Zen 4). The lowest cosine of a vector to its
 float32 twin is then 0.9998 to 0.99997 (TensorFlow's rounding, OpenVINO's), so ``auto``
 uses bfloat16 exactly where that speed exists, and ``-precision float32`` gives the exact
 vectors anywhere. A CPU without those instructions can only emulate bfloat16.
@@ -18,9 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 PRECISIONS = ("auto", "float32", "bfloat16", "int8")
-# CPU flags of native bfloat16 arithmetic: what makes bfloat16 pay, and what OpenVINO needs
-# to compute it at all
-BF16_INSTRUCTIONS = frozenset({"avx512_bf16", "amx_bf16"})
+BF16_INSTRUCTIONS = frozenset({"avx512_bf16", "amx_bf16"})  # native bfloat16 arithmetic
 
 
 def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
@@ -35,14 +33,20 @@ def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
     return frozenset()
 
 
+def has_bf16_instructions(flags: frozenset[str]) -> bool:
+    """Whether a CPU with these flags computes bfloat16 natively: what makes bfloat16 pay
+    (``auto`` picks it) and what OpenVINO needs to compute it at all."""
+    return bool(BF16_INSTRUCTIONS & flags)
+
+
 def compute_dtype(
     precision: str, fp16: bool, on_gpu: bool, flags: frozenset[str] | None = None
 ) -> str:
     """The dtype the forward pass computes in: float16 under ``-fp16`` on a GPU (as in 1.10);
-    bfloat16 when asked for, or under ``auto`` on a CPU with bfloat16 instructions
-    (``BF16_INSTRUCTIONS``: AMX or AVX512_BF16); float32 otherwise (int8
-    included: quantizing is the OpenVINO runtime's part). TensorFlow builds its graph in
-    this dtype; OpenVINO converts the float32 graph and is told to compute in bfloat16."""
+    bfloat16 when asked for, or under ``auto`` on a CPU with bfloat16 instructions (AMX or
+    AVX512_BF16); float32 otherwise (int8 included: quantizing is the OpenVINO runtime's
+    part). TensorFlow builds its graph in this dtype; OpenVINO converts the float32 graph
+    and is told to compute in bfloat16."""
     if precision not in PRECISIONS:
         raise ValueError(f"-precision {precision!r}: valid values are {', '.join(PRECISIONS)}")
     if on_gpu and fp16:
@@ -50,6 +54,6 @@ def compute_dtype(
     if precision == "bfloat16":
         return "bfloat16"
     if precision == "auto" and not on_gpu:
-        native_bf16 = BF16_INSTRUCTIONS & (cpu_flags() if flags is None else flags)
-        return "bfloat16" if native_bf16 else "float32"
+        native = has_bf16_instructions(cpu_flags() if flags is None else flags)
+        return "bfloat16" if native else "float32"
     return "float32"

@@ -28,7 +28,7 @@ What ``auto`` picks (see docs/benchmark.md for the measurements behind the rule)
 
 from __future__ import annotations
 
-from .precision import BF16_INSTRUCTIONS
+from .precision import has_bf16_instructions
 
 RUNTIMES = ("auto", "tensorflow", "openvino")
 
@@ -77,7 +77,7 @@ def _why_openvino_cannot_run(dtype: str, on_gpu: bool, cpu_flags: frozenset[str]
     """Why OpenVINO cannot compute ``dtype`` here, or "" when it can."""
     if on_gpu:
         return f"-runtime openvino runs on the CPU, not {dtype} on a GPU"
-    if dtype == "bfloat16" and not BF16_INSTRUCTIONS & cpu_flags:
+    if dtype == "bfloat16" and not has_bf16_instructions(cpu_flags):
         return (
             "-runtime openvino computes bfloat16 only on CPUs with bfloat16 instructions "
             "(AVX512_BF16 or AMX), which this one lacks: use -runtime tensorflow"

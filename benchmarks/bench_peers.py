@@ -793,28 +793,22 @@ def environment() -> dict:
 
 
 def cpu_description(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict:
-    """The CPU's model name, its vector instructions that matter here, and the oneDNN ISA
-    cap when ONEDNN_MAX_CPU_ISA is set (which makes oneDNN act as an older CPU)."""
+    """The CPU's model name (with family and model numbers), its vector instructions that
+    matter here, and the oneDNN ISA cap when ONEDNN_MAX_CPU_ISA is set (which makes oneDNN
+    act as an older CPU)."""
+    from bert_serving.server.benchmark.machine import cpu_model
     from bert_serving.server.model.precision import cpu_flags
 
     flags = cpu_flags(cpuinfo)
-    model = "unknown"
-    try:
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.partition(":")[2].strip()
-                break
-    except OSError:
-        pass
     return {
-        "model": model,
+        "model": cpu_model(cpuinfo) or "unknown",
         "isa": [name for flag, name in ISA_FLAGS.items() if flag in flags],
         "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA"),
     }
 
 
 def cpu_line(cpu: dict) -> str:
-    """``AMD EPYC (AVX2, AVX-512, ...)``, with the oneDNN cap if one is set."""
+    """``AMD EPYC, family 25 model 17 (AVX2, AVX-512, ...)``, with the oneDNN cap if set."""
     text = f"{cpu['model']} ({', '.join(cpu['isa']) or 'no AVX2'})"
     if cpu["onednn_max_cpu_isa"]:
         text += f", ONEDNN_MAX_CPU_ISA={cpu['onednn_max_cpu_isa']}"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import platform
 import re
 import subprocess
 import time
@@ -16,7 +17,7 @@ import pytest
 from bert_serving.client import BertClientTimeoutError
 from bert_serving.server.benchmark.experiments import Point, Settings, plan
 from bert_serving.server.benchmark.load import Address, client_batches, read_words, time_rounds
-from bert_serving.server.benchmark.machine import describe_machine, device_label
+from bert_serving.server.benchmark.machine import cpu_model, describe_machine, device_label
 from bert_serving.server.benchmark.report import RunInfo, format_table
 from bert_serving.server.benchmark.runner import LoadOptions, PointResult, ServerKeeper, measure
 from bert_serving.server.cli import benchmark as benchmark_cli
@@ -301,3 +302,15 @@ def test_device_column_and_machine_description(tmp_path):
     cpuinfo.write_text("processor\t: 0\nmodel name\t: Test CPU @ 1 GHz\n", encoding="utf-8")
     machine = describe_machine(str(cpuinfo))
     assert machine["cpu"] == "Test CPU @ 1 GHz" and machine["cores"] >= 1
+
+
+def test_the_cpu_is_named_with_its_family_and_model_numbers(tmp_path):
+    """Virtual machines name a Zen 3 and a Zen 4 alike ("AMD EPYC"); the numbers of the
+    first processor tell them apart."""
+    cpuinfo = tmp_path / "cpuinfo"
+    block = "processor\t: {n}\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: {m}\n"
+    block += "model name\t: AMD EPYC\nflags\t\t: fpu avx2\n"
+    cpuinfo.write_text(block.format(n=0, m=1) + "\n" + block.format(n=1, m=17), encoding="utf-8")
+    assert cpu_model(cpuinfo) == "AMD EPYC, family 25 model 1"
+    assert describe_machine(str(cpuinfo))["cpu"] == "AMD EPYC, family 25 model 1"
+    assert cpu_model(tmp_path / "absent") == (platform.processor() or None)

@@ -10,10 +10,12 @@ TensorFlow's time. In bfloat16 and int8, OpenVINO is told the precision to compu
 
 What ``auto`` picks (see docs/benchmark.md for the measurements behind the rule):
 
-- any CPU, float32: OpenVINO. On AVX2-only CPUs it ran 1.25-1.45x TensorFlow's
-  throughput. On an AVX-512 AMD EPYC, both at their best (two threads, quiet machine),
-  it matched TensorFlow on large sorted batches (0.99x-1.06x: both run the matmuls near
-  the FMA peak), ran batches of 8 1.14x faster and answered one sentence in 0.6x the time;
+- any CPU, float32: OpenVINO. On AVX2-only CPUs it ran 1.13x-1.47x TensorFlow's
+  throughput and answered one sentence in 0.54x-0.71x the time (an AMD EPYC Zen 3; the
+  issue's first probe had 1.25x-1.45x). On an AVX-512 AMD EPYC, both at their best (two
+  threads, quiet machine), it matched TensorFlow on large sorted batches (0.99x-1.06x:
+  both run the matmuls near the FMA peak), ran batches of 8 1.14x faster and answered
+  one sentence in 0.6x the time;
 - bfloat16 (``-precision auto`` on a CPU with bfloat16 instructions, AMX or AVX512_BF16):
   OpenVINO. On a Xeon with AMX it ran 1.6x TensorFlow's bfloat16 throughput, answered one
   sentence in a third of the time, and stayed closer to the float32 vectors; on an AMD

@@ -10,6 +10,7 @@ import platform
 from collections.abc import Sequence
 from importlib import metadata
 
+from bert_serving.server.cpuinfo import CPUINFO, first_processor
 from bert_serving.server.devices import CPU
 
 # Distributions whose versions decide the speed or the protocol; missing ones are left out.
@@ -23,7 +24,7 @@ DISTRIBUTIONS = (
 )
 
 
-def describe_machine(cpuinfo: str = "/proc/cpuinfo") -> dict[str, object]:
+def describe_machine(cpuinfo: str | os.PathLike = CPUINFO) -> dict[str, object]:
     """Processor model (when /proc/cpuinfo names it), usable cores, OS and Python."""
     return {
         "cpu": cpu_model(cpuinfo),
@@ -40,21 +41,12 @@ def usable_cores() -> int:
     return os.cpu_count() or 1
 
 
-def cpu_model(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> str | None:
+def cpu_model(cpuinfo: str | os.PathLike = CPUINFO) -> str | None:
     """The processor's model name, with its family and model numbers where /proc/cpuinfo
     gives them: virtual machines often name every AMD EPYC alike ("AMD EPYC"), and only the
     numbers tell a Zen 3 (family 25 model 1, AVX2 only) from a Zen 4 (family 25 model 17,
     AVX-512 and bfloat16), which differ in speed and in what ``-precision auto`` picks."""
-    fields: dict[str, str] = {}
-    try:
-        with open(cpuinfo, encoding="utf-8") as lines:
-            for line in lines:
-                key, _, value = line.partition(":")
-                if not key.strip():  # a blank line ends the first processor's block
-                    break
-                fields.setdefault(key.strip(), value.strip())
-    except OSError:
-        pass
+    fields = first_processor(cpuinfo)
     name = fields.get("model name") or platform.processor() or None
     if name and "cpu family" in fields and "model" in fields:
         return f"{name}, family {fields['cpu family']} model {fields['model']}"

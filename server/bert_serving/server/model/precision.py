@@ -15,22 +15,17 @@ OpenVINO runtime converts), and OpenVINO runs it with int8 weights and activatio
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
+
+from ..cpuinfo import CPUINFO, first_processor
 
 PRECISIONS = ("auto", "float32", "bfloat16", "int8")
 BF16_INSTRUCTIONS = frozenset({"avx512_bf16", "amx_bf16"})  # native bfloat16 arithmetic
 
 
-def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
+def cpu_flags(cpuinfo: str | os.PathLike = CPUINFO) -> frozenset[str]:
     """The CPU's feature flags (Linux); empty where /proc/cpuinfo does not exist."""
-    try:
-        text = cpuinfo.read_text()
-    except OSError:
-        return frozenset()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            return frozenset(line.partition(":")[2].split())
-    return frozenset()
+    return frozenset(first_processor(cpuinfo).get("flags", "").split())
 
 
 def has_bf16_instructions(flags: frozenset[str]) -> bool:

@@ -21,21 +21,19 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+from bench_peers import cpu_description, cpu_line
 
 from bert_serving.client import BertClient
 from bert_serving.server import BertServer
 from bert_serving.server.args import get_args_parser
 from bert_serving.server.benchmark.machine import describe_machine
 from bert_serving.server.logger import get_logger
-from bert_serving.server.model.precision import cpu_flags
 from bert_serving.server.network import free_ports
 from bert_serving.server.protocol import Hello
 from bert_serving.server.worker.compute import ComputeThread
 from bert_serving.server.worker.process import _serve_fronts
 from bert_serving.server.worker.session import Membership
 from bert_serving.server.worker.settings import FrontAddress
-
-ISA_FLAGS = (("amx_bf16", "AMX"), ("avx512_vnni", "AVX-512 VNNI"), ("avx512f", "AVX-512"))
 
 
 @dataclass
@@ -107,12 +105,6 @@ def measure(server, width: int, workers: int, batch: int, clients: int, seconds:
     }
 
 
-def isa_label() -> str:
-    flags = cpu_flags()
-    named = [label for flag, label in ISA_FLAGS if flag in flags]
-    return ", ".join(named) or ("AVX2" if "avx2" in flags else "no AVX2")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
@@ -125,7 +117,8 @@ def main() -> None:
     parser.add_argument("--json", default=None, help="also write the rows to this file")
     options = parser.parse_args()
     machine = describe_machine()
-    print(f"# one front, fake workers: {machine.get('cpu')} ({isa_label()}), {machine}")
+    cpu = cpu_description()
+    print(f"# one front, fake workers: {cpu_line(cpu)}, {machine}")
     port, port_out, port_worker = free_ports(3)
     argv = ["-port", str(port), "-port_out", str(port_out), "-port_worker", str(port_worker)]
     argv += ["-num_worker", "0", "-bind_ip", "127.0.0.1", "-max_batch_size", "256"]
@@ -159,7 +152,7 @@ def main() -> None:
             fake.terminate()
     if options.json:
         with open(options.json, "w") as out:
-            json.dump({"machine": machine, "isa": isa_label(), "rows": rows}, out, indent=1)
+            json.dump({"machine": machine, "cpu": cpu, "rows": rows}, out, indent=1)
 
 
 def _wait_for_workers(port: int, port_out: int, count: int) -> None:

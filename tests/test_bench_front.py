@@ -25,3 +25,6 @@ def test_one_front_with_fake_workers_prints_its_routing_rate(google_model_dir, t
     assert [(row["workers"], row["batch"]) for row in rows] == [(1, 1), (1, 8), (2, 1), (2, 8)]
     assert all(row["sentences_per_s"] > 0 for row in rows)
     assert "2 fake workers, batch   8, 2 clients:" in done.stdout
+    cpu = json.loads(out.read_text())["cpu"]  # named as bench_peers names it
+    assert done.stdout.startswith(f"# one front, fake workers: {cpu['model']} (")
+    assert isinstance(cpu["isa"], list)

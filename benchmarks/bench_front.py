@@ -116,9 +116,11 @@ def main() -> None:
     )
     parser.add_argument("--json", default=None, help="also write the rows to this file")
     options = parser.parse_args()
-    machine = describe_machine()
-    cpu = cpu_description()
-    print(f"# one front, fake workers: {cpu_line(cpu)}, {machine}")
+    machine = {**describe_machine(), "cpu": cpu_description()}  # the model, with its ISA
+    print(
+        f"# one front, fake workers: {cpu_line(machine['cpu'])}, {machine['cores']} cores, "
+        f"{machine['platform']}, Python {machine['python']}"
+    )
     port, port_out, port_worker = free_ports(3)
     argv = ["-port", str(port), "-port_out", str(port_out), "-port_worker", str(port_worker)]
     argv += ["-num_worker", "0", "-bind_ip", "127.0.0.1", "-max_batch_size", "256"]
@@ -152,7 +154,7 @@ def main() -> None:
             fake.terminate()
     if options.json:
         with open(options.json, "w") as out:
-            json.dump({"machine": machine, "cpu": cpu, "rows": rows}, out, indent=1)
+            json.dump({"machine": machine, "rows": rows}, out, indent=1)
 
 
 def _wait_for_workers(port: int, port_out: int, count: int) -> None:

@@ -792,16 +792,16 @@ def environment() -> dict:
     }
 
 
-def cpu_description(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict:
+def cpu_description() -> dict:
     """The CPU's model name (with family and model numbers), its vector instructions that
     matter here, and the oneDNN ISA cap when ONEDNN_MAX_CPU_ISA is set (which makes oneDNN
     act as an older CPU)."""
     from bert_serving.server.benchmark.machine import cpu_model
     from bert_serving.server.model.precision import cpu_flags
 
-    flags = cpu_flags(cpuinfo)
+    flags = cpu_flags()
     return {
-        "model": cpu_model(cpuinfo) or "unknown",
+        "model": cpu_model() or "unknown",
         "isa": [name for flag, name in ISA_FLAGS.items() if flag in flags],
         "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA"),
     }

@@ -25,6 +25,8 @@ def test_one_front_with_fake_workers_prints_its_routing_rate(google_model_dir, t
     assert [(row["workers"], row["batch"]) for row in rows] == [(1, 1), (1, 8), (2, 1), (2, 8)]
     assert all(row["sentences_per_s"] > 0 for row in rows)
     assert "2 fake workers, batch   8, 2 clients:" in done.stdout
-    cpu = json.loads(out.read_text())["cpu"]  # named as bench_peers names it
-    assert done.stdout.startswith(f"# one front, fake workers: {cpu['model']} (")
+    cpu = json.loads(out.read_text())["machine"]["cpu"]  # named as bench_peers names it
+    header = done.stdout.splitlines()[0]
+    assert header.startswith(f"# one front, fake workers: {cpu['model']} (")
+    assert header.count(cpu["model"]) == 1  # once, with its ISA, not again in a dict
     assert isinstance(cpu["isa"], list)

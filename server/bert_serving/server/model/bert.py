@@ -20,8 +20,9 @@ from .weights import POOLER_BIAS, POOLER_KERNEL, layer_prefix
 
 
 def _gelu_exact(x: tf.Tensor) -> tf.Tensor:
-    # tf.nn.gelu rather than its formula: grappler fuses it into the preceding matmul
-    return tf.nn.gelu(x, approximate=False)
+    # The erf formula, not tf.nn.gelu (which writes it with erfc): OpenVINO recognises this
+    # form as one Gelu and fuses it into the preceding matmul; TensorFlow runs both alike
+    return 0.5 * x * (1.0 + tf.math.erf(x * (1.0 / math.sqrt(2.0))))
 
 
 def _gelu_tanh(x: tf.Tensor) -> tf.Tensor:
@@ -59,11 +60,13 @@ class LayerNorm(tf.Module):
         self.epsilon = epsilon
 
     def __call__(self, x: tf.Tensor) -> tf.Tensor:
-        # statistics in float32 even under float16, where the variance would lose precision
+        # in float32 even under float16, where the variance would lose precision
         x32 = tf.cast(x, tf.float32)
         mean, variance = tf.nn.moments(x32, axes=[-1], keepdims=True)
-        normed = (x32 - mean) * tf.math.rsqrt(variance + self.epsilon)
-        return tf.cast(normed, x.dtype) * self.gamma + self.beta
+        # gamma folded into the scale, as tf.nn.batch_normalization does: OpenVINO runs this
+        # form as one normalisation kernel instead of two reductions and their arithmetic
+        scale = tf.math.rsqrt(variance + self.epsilon) * tf.cast(self.gamma, tf.float32)
+        return tf.cast(x32 * scale + (tf.cast(self.beta, tf.float32) - mean * scale), x.dtype)
 
 
 class EncoderLayer(tf.Module):

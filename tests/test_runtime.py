@@ -19,8 +19,10 @@ from bert_serving.server.model import ModelError, inspect_model
 from bert_serving.server.model.encoder import EncoderSettings, SentenceEncoder
 from bert_serving.server.model.openvino_forward import (
     PRECISION_HINTS,
+    _process_core,
     check_against,
     compile_forward,
+    convert_forward,
 )
 from bert_serving.server.model.precision import cpu_flags, has_bf16_instructions
 from bert_serving.server.model.runtime import choose_runtime
@@ -229,6 +231,29 @@ def tiny_forward(google_model_dir, **settings):
         inspect_model(google_model_dir), EncoderSettings(runtime="tensorflow", **settings)
     )
     return encoder._forward, (encoder.spec.config.vocab_size, encoder.max_len)
+
+
+def test_openvino_fuses_every_layer_norm_and_gelu(google_model_dir):
+    """bert.py writes layer norm and GELU in the forms OpenVINO recognises: each layer norm
+    one normalisation kernel (MVN), each GELU folded into the matmul before it. Written
+    otherwise, they run as separate reductions and element-wise kernels, slower."""
+    forward, _ = tiny_forward(google_model_dir, pooling_layer=(-1,))  # every layer computed
+    config = inspect_model(google_model_dir).config
+    assert config.hidden_act == "gelu"
+    compiled = _process_core().compile_model(
+        convert_forward(forward), "CPU", {"INFERENCE_PRECISION_HINT": "f32"}
+    )
+    kernels = [
+        (info["layerType"].astype(str), info["originalLayersNames"].astype(str).split(","))
+        for info in (op.get_rt_info() for op in compiled.get_runtime_model().get_ops())
+    ]
+    kinds = [kind for kind, _ in kernels]
+    layers = config.num_hidden_layers
+    assert kinds.count("MVN") == 2 * layers + 1  # embeddings, then two a layer
+    with_activation = [
+        names for kind, names in kernels if kind == "FullyConnected" and len(names) > 1
+    ]
+    assert len(with_activation) == layers
 
 
 @pytest.mark.parametrize("precision", ["float32", "bfloat16", "int8"])

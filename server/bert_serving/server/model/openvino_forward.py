@@ -56,17 +56,7 @@ def compile_forward(
     ``precision``: float32, bfloat16, or int8 (weights and activations quantized,
     quantize.py). ``probe_limits`` (vocabulary size, longest input) bound the batch of the
     start-up check."""
-    import openvino as ov
-
-    # share_weights=False: by default the model would point into TensorFlow's temporary
-    # copies of the variables, memory that is freed and reused later (seen here: vectors
-    # of garbage, or NaN, depending on what was allocated between conversion and use)
-    converted = ov.convert_model(forward, share_weights=False)
-    # the converter also exposes dangling tensors of the trace (outputs of layers pooling
-    # does not read): keep only the function's own result, found by its graph name
-    result = forward.get_concrete_function().outputs[0].name
-    (vectors,) = [output for output in converted.outputs if result in output.get_names()]
-    model = ov.Model([vectors], converted.get_parameters(), "bert_forward")
+    model = convert_forward(forward)
     config = {
         "INFERENCE_PRECISION_HINT": PRECISION_HINTS[precision],
         "INFERENCE_NUM_THREADS": threads,
@@ -102,6 +92,22 @@ def compile_forward(
 
     check_against(forward, run, probe_limits, precision)
     return run
+
+
+def convert_forward(forward):
+    """``forward`` (a float32 ``tf.function`` with an input signature) as an OpenVINO model
+    with one output, its result."""
+    import openvino as ov
+
+    # share_weights=False: by default the model would point into TensorFlow's temporary
+    # copies of the variables, memory that is freed and reused later (seen here: vectors
+    # of garbage, or NaN, depending on what was allocated between conversion and use)
+    converted = ov.convert_model(forward, share_weights=False)
+    # the converter also exposes dangling tensors of the trace (outputs of layers pooling
+    # does not read): keep only the function's own result, found by its graph name
+    result = forward.get_concrete_function().outputs[0].name
+    (vectors,) = [output for output in converted.outputs if result in output.get_names()]
+    return ov.Model([vectors], converted.get_parameters(), "bert_forward")
 
 
 _cores: list = []  # the process's one OpenVINO core, once made

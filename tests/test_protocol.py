@@ -39,9 +39,47 @@ def test_every_kind_has_an_example():
 def test_every_kind_round_trips_by_name(kind):
     message = EXAMPLES[kind]
     frames = message.to_frames()
-    assert frames[0] == kind.KIND and len(frames) == 1 + len(dataclasses.fields(kind))
+    assert frames[0] == kind.KIND
     assert protocol.decode([bytes(frame) for frame in frames]) == message
     assert kind.from_frames(frames) == message
+
+
+FRAMES_PER_KIND = {  # the kind, its packed small fields (if any), then a frame per Buffer
+    protocol.Part: 4,  # payload and spans
+    protocol.Result: 3,  # data
+    protocol.Failure: 2,
+    protocol.JobAnnounced: 2,
+    protocol.Published: 2,
+    protocol.Ready: 2,
+    protocol.Reply: 2,
+    protocol.Heartbeat: 1,
+    protocol.Stop: 1,
+}
+
+
+@pytest.mark.parametrize("kind", list(FRAMES_PER_KIND), ids=lambda kind: kind.__name__)
+def test_the_small_fields_of_a_message_share_one_frame(kind):
+    assert len(EXAMPLES[kind].to_frames()) == FRAMES_PER_KIND[kind]
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [protocol.Hello, protocol.Welcome, protocol.Refused, protocol.Goodbye],
+    ids=lambda kind: kind.__name__,
+)
+def test_the_session_messages_keep_a_frame_per_field_in_every_revision(kind):
+    """A worker of another release must still read why the front turns it away."""
+    frames = EXAMPLES[kind].to_frames()
+    assert len(frames) == 1 + len(dataclasses.fields(kind))
+    refused = protocol.Refused("install the same release").to_frames()
+    assert refused == [b"REFUSED", b"install the same release"]  # revision 2's layout
+
+
+def test_a_packed_frame_that_does_not_hold_its_fields_is_refused():
+    kind, packed = protocol.Published(b"17").to_frames()
+    for broken in (packed[:-1], packed + b"x", packed[:3]):
+        with pytest.raises(protocol.MessageError, match="malformed PUBLISHED"):
+            protocol.decode([kind, broken])
 
 
 def test_a_result_carries_the_array_and_tokens_without_a_copy_on_send():
@@ -49,7 +87,9 @@ def test_a_result_carries_the_array_and_tokens_without_a_copy_on_send():
     array = np.arange(6, dtype=np.float32).reshape(2, 3)
     result = protocol.Result.of(part, array, [["a"], ["b"]])
     assert isinstance(result.data, memoryview)  # the worker's array, not a copy of it
-    received = protocol.decode([bytes(frame) for frame in result.to_frames()])
+    frames = result.to_frames()
+    assert frames[-1] is result.data  # a frame of its own, not copied into the packed one
+    received = protocol.decode([bytes(frame) for frame in frames])
     got, tokens = received.array()
     assert np.array_equal(got, array) and tokens == [["a"], ["b"]]
     assert (received.job, received.index, received.rows) == (part.job, part.index, part.rows)

@@ -518,6 +518,26 @@ def test_fuzz_plain_string_reader_agrees_with_json_loads():
     assert read_plainly[True] > 200, read_plainly
 
 
+@settings(max_examples=3000, deadline=None, database=None, suppress_health_check=SLOW_OK)
+@given(payload=text_array_payloads())
+def test_fuzz_the_small_and_the_large_payload_readers_agree(payload):
+    """Small payloads are split at their quotes, large ones scanned with numpy: the same
+    spans (or the same refusal) for every payload."""
+    split = plain_json.spans_by_splitting(payload)
+    scanned = plain_json.spans_by_scanning(payload)
+    assert (split is None) == (scanned is None)
+    if split is not None:
+        assert split.dtype == scanned.dtype and np.array_equal(split, scanned)
+
+
+def test_a_large_payload_is_read_at_its_spans_by_the_scan():
+    texts = [f"plain text number {index}" for index in range(5000)]
+    payload = json.dumps(texts).encode()
+    assert len(payload) > plain_json.SMALL_PAYLOAD_BYTES
+    spans = plain_json.plain_string_spans(payload)
+    assert [payload[start:end].decode() for start, end in spans] == texts
+
+
 @pytest.mark.parametrize(
     "payload",
     [b'["a","b"]', b'["a", "b"]', b' [ "a","b" ] ', '["ünï", "你好"]'.encode()],

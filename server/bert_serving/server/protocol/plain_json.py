@@ -12,10 +12,15 @@ Anything else (an escape, a control character, whitespace other than one space a
 comma, nesting, a non-string, a payload that is no JSON at all) is left to json.loads:
 ``plain_string_spans`` returns None and the caller parses as before, so valid input gives
 the same texts and invalid input the same errors as ever.
+
+Two readers give the same answer: the vectorised scan for large payloads, and for the
+usual small one (a sentence or a few) a split at the quotes, whose few C calls take a few
+microseconds where the scan's dozen numpy calls took 80, on every one-sentence request.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -25,10 +30,41 @@ QUOTE, BACKSLASH, COMMA, SPACE = (ord(char) for char in '"\\, ')
 FIRST_PRINTABLE = 0x20  # JSON forbids raw control characters inside strings
 
 
+SMALL_PAYLOAD_BYTES = 1 << 16  # below this, split at the quotes; above, scan with numpy
+NOT_PLAIN = re.compile(rb"[\x00-\x1f\\]")  # a control character or a backslash
+SEPARATORS = (b",", b", ")
+
+
 def plain_string_spans(payload: Any) -> np.ndarray | None:
     """The ``(start, end)`` byte offsets of every string of ``payload`` (bytes or any
     buffer), when it is a JSON array of strings with no escape and no control character;
     else None."""
+    if isinstance(payload, bytes) and len(payload) < SMALL_PAYLOAD_BYTES:
+        return spans_by_splitting(payload)
+    return spans_by_scanning(payload)
+
+
+def spans_by_splitting(payload: bytes) -> np.ndarray | None:
+    """``plain_string_spans`` for a small payload: between its quotes lie, in turn, the
+    opening bracket, a string, a separator, a string, ..., the closing bracket."""
+    if NOT_PLAIN.search(payload):
+        return None
+    pieces = payload.split(b'"')
+    if len(pieces) < 3 or len(pieces) % 2 == 0:  # no quote, or an odd number of them
+        return None
+    if pieces[0].strip(b" ") != b"[" or pieces[-1].strip(b" ") != b"]":
+        return None
+    if any(separator not in SEPARATORS for separator in pieces[2:-1:2]):
+        return None
+    spans, start = [], len(pieces[0]) + 1
+    for text, after in zip(pieces[1::2], pieces[2::2]):
+        spans.append((start, start + len(text)))
+        start += len(text) + 1 + len(after) + 1  # its closing quote, the gap, the next opening
+    return np.array(spans, np.int64)
+
+
+def spans_by_scanning(payload: Any) -> np.ndarray | None:
+    """``plain_string_spans`` in a few vectorised passes: memory speed for large payloads."""
     data = np.frombuffer(payload, np.uint8)
     quotes = _quotes_of_plain_bytes(data)
     if quotes is None or quotes.size == 0 or quotes.size % 2:

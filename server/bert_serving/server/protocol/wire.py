@@ -7,6 +7,7 @@ copy of the client side of these rules (it must not depend on the server).
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from typing import Any, List, Union
@@ -42,8 +43,12 @@ class Request:
     spans: np.ndarray | None = field(default=None, compare=False)
 
 
+_COMPACT_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # built once:
+# json.dumps builds an encoder per call for any but its default options
+
+
 def dumps(obj: Any) -> bytes:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return _COMPACT_JSON.encode(obj).encode("utf-8")
 
 
 def reply_address(frames: list[bytes]) -> tuple[bytes, bytes] | None:
@@ -163,7 +168,13 @@ def command_frames(command: bytes, identity: bytes = b"0", request_id: int = 0) 
 
 def array_header(array: np.ndarray, tokens: Any) -> bytes:
     """The JSON that describes an array frame: its dtype, shape and the texts' tokens."""
-    return dumps({"dtype": str(array.dtype), "shape": list(array.shape), "tokens": tokens})
+    return dumps({"dtype": _dtype_name(array.dtype), "shape": list(array.shape), "tokens": tokens})
+
+
+@functools.lru_cache(maxsize=64)
+def _dtype_name(dtype: np.dtype) -> str:
+    """``str(dtype)``, which numpy computes anew (several microseconds) on every call."""
+    return str(dtype)
 
 
 def encoding_frames(client: bytes, request_id: int, array: np.ndarray, tokens: Any) -> list:

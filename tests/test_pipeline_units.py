@@ -182,6 +182,22 @@ def test_sink_reassembles_parts_in_order_even_before_the_job_is_registered():
     assert len(socket.sent) == 1
 
 
+def test_a_one_part_answer_is_published_from_the_received_buffer_without_a_copy():
+    published = []
+    socket = RecordingSocket()
+    socket.send_multipart = lambda frames, copy=True: published.append(frames)
+    publisher = Publisher(socket, LOGGER)
+    publisher.on_subscription(b"\x01c")
+    sink = Sink(publisher, LOGGER)
+    received = result(b"c", b"9", 0, np.arange(6, dtype=np.float32).reshape(3, 2))
+    sink.handle(protocol.JobAnnounced(b"9", b"c", b"9", 1))
+    sink.handle(received)
+    (frames,) = published
+    vectors = np.frombuffer(frames[2], np.float32)
+    assert vectors.tolist() == [0, 1, 2, 3, 4, 5]
+    assert np.shares_memory(vectors, np.frombuffer(received.data, np.uint8))
+
+
 def test_a_large_request_is_cut_by_text_length_and_put_back_in_order():
     texts = ["a" * length for length in (5, 1, 4, 2, 6, 3, 7)]
     scheduler = Scheduler(max_batch_size=3, priority_batch_size=0)

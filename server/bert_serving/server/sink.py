@@ -66,7 +66,11 @@ class PendingRequest:
         """The parts' vectors (and tokens) in the client's order. Each part is copied once
         into the answer and then let go (its buffer is ZeroMQ's, freed with it), so the
         sink holds about one answer, not parts plus concatenation plus reordering: token
-        embeddings are large."""
+        embeddings are large. A request of one part in order (most are) is its part's
+        vectors as they arrived, not copied at all."""
+        if self.num_parts == 1 and not self.parts[0][0]:
+            _, array, tokens = self.parts.pop(0)
+            return array, tokens
         arrays = [self.parts[index][1] for index in range(self.num_parts)]
         rows = sum(len(array) for array in arrays)
         shape: tuple[int, ...] = (rows, *arrays[0].shape[1:])
@@ -117,8 +121,11 @@ class Publisher:
             self.flush()
 
     def is_listened(self, identity: bytes) -> bool:
-        """Whether a subscriber would get it: ZeroMQ matches subscriptions by prefix."""
-        return any(identity.startswith(topic) for topic in self.listeners)
+        """Whether a subscriber would get it: ZeroMQ matches subscriptions by prefix (a
+        client's own identity, looked up first, is the usual match)."""
+        return identity in self.listeners or any(
+            identity.startswith(topic) for topic in self.listeners
+        )
 
     def publish(self, frames: list[bytes], job: bytes | None = None) -> None:
         """Send now if the client listens, else hold; ``job`` is reported to ``on_gone``."""

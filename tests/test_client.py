@@ -643,6 +643,16 @@ def test_the_payload_is_json_dumps_byte_for_byte(texts):
     assert texts_payload(texts) == expected
 
 
+@pytest.mark.parametrize("control", ["", "\n", "\x1f"])
+def test_a_large_payload_is_json_dumps_byte_for_byte_too(control):
+    """Above 64 KB the control characters are looked for by numpy, not the expression."""
+    from bert_serving.client.protocol import SMALL_PAYLOAD_BYTES, texts_payload
+
+    texts = ["x" * SMALL_PAYLOAD_BYTES, "late " + control + " character"]
+    expected = json.dumps(texts, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    assert texts_payload(texts) == expected
+
+
 def test_a_lone_surrogate_fails_the_payload_as_json_dumps_does():
     from bert_serving.client.protocol import texts_payload
 

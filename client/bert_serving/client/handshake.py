@@ -116,11 +116,13 @@ class HandshakeWatch:
     def all_succeeded(self) -> bool:
         return all(monitor.succeeded for monitor in self._monitors)
 
-    def check(self) -> None:
+    def check(self, events_waiting: bool = True) -> None:
         """Read the events that arrived; raise HandshakeError if a socket is refused (again
-        on every check, until a later handshake of that socket succeeds)."""
+        on every check, until a later handshake of that socket succeeds). A caller whose
+        poll just said no monitor has events passes ``events_waiting=False``: looking costs
+        a poll per monitor, on every answer."""
         for monitor in self._monitors:
-            while monitor.socket.poll(0):
+            while events_waiting and monitor.socket.poll(0):
                 self._record(monitor, recv_monitor_message(monitor.socket))
             if monitor.error is not None:
                 raise monitor.error
@@ -188,7 +190,7 @@ class WatchedSocket:
         while True:
             left = None if deadline is None else max(0, int((deadline - time.monotonic()) * 1000))
             ready = dict(self._poller.poll(left))
-            self._watch.check()
+            self._watch.check(events_waiting=len(ready) > (self._socket in ready))
             if self._socket in ready:
                 return zmq.POLLIN
             if left == 0:

@@ -10,6 +10,11 @@ model's width. Client processes then stream requests of a fixed batch size. What
 the front's own ceiling: sentences/s and MB/s of vectors routed, for one front and N workers.
 On a 2-core machine the clients and fake workers share the cores with the front, so the
 figures are a floor of what a front on its own host routes.
+
+Each row also says what a request cost each process in CPU time (Linux: read from /proc):
+the front (this process: the ventilator and ZeroMQ's threads), the sink, the fake workers
+and the clients. With ``--workers 1 --batches 1 --clients 1`` that is the pipeline's own
+cost of a one-sentence request, which a real worker's forward pass shares the cores with.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import os
 import time
 from dataclasses import dataclass
 
@@ -71,29 +77,49 @@ def fake_worker(port_worker: int, fingerprint: str, width: int, index: int) -> N
     _serve_fronts(compute, membership, b"", logger)
 
 
-def client(port: int, port_out: int, batch: int, seconds: float, results) -> None:
+def client(port: int, port_out: int, batch: int, seconds: float, results, start) -> None:
+    """Once connected, and every client is, stream requests for ``seconds``; report (texts,
+    requests, CPU seconds) of the stream."""
     texts = [f"sentence {i} of a batch" for i in range(batch)]
-    done = 0
+    done = requests = 0
     with BertClient(port=port, port_out=port_out, timeout=60000) as bc:
+        bc.encode(texts)
+        results.put(None)
+        start.wait()
+        cpu_before = time.process_time()
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             bc.encode(texts)
             done += batch
-    results.put(done)
+            requests += 1
+        cpu = time.process_time() - cpu_before
+    results.put((done, requests, cpu))
 
 
-def measure(server, width: int, workers: int, batch: int, clients: int, seconds: float) -> dict:
+def measure(
+    server, width: int, workers: int, batch: int, clients: int, seconds: float, fakes: list
+) -> dict:
     context = multiprocessing.get_context("spawn")
-    results = context.Queue()
-    args = (server.args.port, server.args.port_out, batch, seconds, results)
+    results, start = context.Queue(), context.Event()
+    args = (server.args.port, server.args.port_out, batch, seconds, results, start)
     processes = [context.Process(target=client, args=args) for _ in range(clients)]
-    started = time.monotonic()
+    sink = [child.process.pid for child in server.supervisor.children if child.role == "sink"]
+    roles = {"front": [os.getpid()], "sink": sink, "workers": [fake.pid for fake in fakes]}
     for process in processes:
         process.start()
-    texts = sum(results.get(timeout=seconds + 120) for _ in processes)
+    for _ in processes:
+        results.get(timeout=120)  # connected
+    cpu_before = {role: cpu_seconds(pids) for role, pids in roles.items()}
+    started = time.monotonic()
+    start.set()
+    reports = [results.get(timeout=seconds + 120) for _ in processes]
+    cpu = {role: cpu_seconds(pids) - cpu_before[role] for role, pids in roles.items()}
     elapsed = time.monotonic() - started
     for process in processes:
         process.join()
+    texts = sum(report[0] for report in reports)
+    requests = max(1, sum(report[1] for report in reports))
+    cpu["clients"] = sum(report[2] for report in reports)
     per_second = texts / seconds
     return {
         "workers": workers,
@@ -102,7 +128,21 @@ def measure(server, width: int, workers: int, batch: int, clients: int, seconds:
         "sentences_per_s": round(per_second),
         "mb_per_s": round(per_second * width * 4 / 1e6, 1),
         "wall_s": round(elapsed, 1),
+        "cpu_ms_per_request": {role: round(s * 1e3 / requests, 3) for role, s in cpu.items()},
     }
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU time of the processes, all their threads (0 without /proc)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def main() -> None:
@@ -143,12 +183,14 @@ def main() -> None:
                 fakes.append(fake)
             _wait_for_workers(port, port_out, count)
             for batch in options.batches:
-                row = measure(server, width, count, batch, options.clients, options.seconds)
+                row = measure(server, width, count, batch, options.clients, options.seconds, fakes)
                 rows.append(row)
+                costs = row["cpu_ms_per_request"].items()
+                cpu = ", ".join(f"{role} {ms:.2f}" for role, ms in costs)
                 print(
                     f"{row['workers']} fake workers, batch {row['batch']:>3}, "
                     f"{row['clients']} clients: {row['sentences_per_s']:>7} sentences/s, "
-                    f"{row['mb_per_s']:>6} MB/s of vectors"
+                    f"{row['mb_per_s']:>6} MB/s of vectors; CPU ms a request: {cpu}"
                 )
         for fake in fakes:
             fake.terminate()

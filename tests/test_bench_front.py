@@ -24,6 +24,11 @@ def test_one_front_with_fake_workers_prints_its_routing_rate(google_model_dir, t
     rows = json.loads(out.read_text())["rows"]
     assert [(row["workers"], row["batch"]) for row in rows] == [(1, 1), (1, 8), (2, 1), (2, 8)]
     assert all(row["sentences_per_s"] > 0 for row in rows)
+    for row in rows:  # what a request cost each process, every one of them busy
+        costs = row["cpu_ms_per_request"]
+        assert set(costs) == {"front", "sink", "workers", "clients"}
+        assert all(ms > 0 for ms in costs.values()), row
+    assert "CPU ms a request: front " in done.stdout
     assert "2 fake workers, batch   8, 2 clients:" in done.stdout
     cpu = json.loads(out.read_text())["machine"]["cpu"]  # named as bench_peers names it
     header = done.stdout.splitlines()[0]

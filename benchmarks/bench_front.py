@@ -24,7 +24,9 @@ import json
 import multiprocessing
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Iterator, NamedTuple
 
 import numpy as np
 from bench_peers import cpu_description, cpu_line
@@ -61,6 +63,12 @@ class FakeEncoder:
         return _Encoding(np.zeros((len(texts), self.width), np.float32), [])
 
 
+class Ports(NamedTuple):
+    port: int
+    port_out: int
+    port_worker: int
+
+
 @dataclass
 class _Encoding:
     embeddings: np.ndarray
@@ -75,6 +83,40 @@ def fake_worker(port_worker: int, fingerprint: str, width: int, index: int) -> N
     membership = Membership(front, hello, prefetch_size=10, timeout=3.0)
     compute = ComputeThread(FakeEncoder(width), 256, current_part=None, logger=logger)
     _serve_fronts(compute, membership, b"", logger)
+
+
+@contextmanager
+def front_without_workers(model_dir: str | None) -> Iterator[tuple[BertServer, Ports]]:
+    """A front in this process with no local worker, its worker port on loopback."""
+    ports = Ports(*free_ports(3))
+    argv = ["-port", str(ports.port), "-port_out", str(ports.port_out)]
+    argv += ["-port_worker", str(ports.port_worker), "-num_worker", "0"]
+    argv += ["-bind_ip", "127.0.0.1", "-max_batch_size", "256"]
+    if model_dir:
+        argv += ["-model_dir", model_dir]
+    with BertServer(get_args_parser().parse_args(argv)) as server:
+        yield server, ports
+
+
+def start_fake_worker(server: BertServer, ports: Ports, index: int):
+    """A fake worker process registering with ``server`` (stopped with ``terminate``)."""
+    fingerprint = json.dumps(server.fingerprint, sort_keys=True)
+    width = server.spec.config.hidden_size
+    fake = multiprocessing.get_context("spawn").Process(
+        target=fake_worker, args=(ports.port_worker, fingerprint, width, index), daemon=True
+    )
+    fake.start()
+    return fake
+
+
+def process_roles(server: BertServer, fakes: list) -> dict[str, list[int]]:
+    """The processes whose CPU a request costs, by role (the clients report their own)."""
+    sink = [child.process.pid for child in server.supervisor.children if child.role == "sink"]
+    return {"front": [os.getpid()], "sink": sink, "workers": [fake.pid for fake in fakes]}
+
+
+def cpu_text(costs: dict[str, float]) -> str:
+    return ", ".join(f"{role} {ms:.2f}" for role, ms in costs.items())
 
 
 def client(port: int, port_out: int, batch: int, seconds: float, results, start) -> None:
@@ -103,8 +145,7 @@ def measure(
     results, start = context.Queue(), context.Event()
     args = (server.args.port, server.args.port_out, batch, seconds, results, start)
     processes = [context.Process(target=client, args=args) for _ in range(clients)]
-    sink = [child.process.pid for child in server.supervisor.children if child.role == "sink"]
-    roles = {"front": [os.getpid()], "sink": sink, "workers": [fake.pid for fake in fakes]}
+    roles = process_roles(server, fakes)
     for process in processes:
         process.start()
     for _ in processes:
@@ -161,36 +202,22 @@ def main() -> None:
         f"# one front, fake workers: {cpu_line(machine['cpu'])}, {machine['cores']} cores, "
         f"{machine['platform']}, Python {machine['python']}"
     )
-    port, port_out, port_worker = free_ports(3)
-    argv = ["-port", str(port), "-port_out", str(port_out), "-port_worker", str(port_worker)]
-    argv += ["-num_worker", "0", "-bind_ip", "127.0.0.1", "-max_batch_size", "256"]
-    if options.model_dir:
-        argv += ["-model_dir", options.model_dir]
     rows = []
-    context = multiprocessing.get_context("spawn")
-    with BertServer(get_args_parser().parse_args(argv)) as server:
-        fingerprint = json.dumps(server.fingerprint, sort_keys=True)
+    with front_without_workers(options.model_dir) as (server, ports):
         width = server.spec.config.hidden_size
         fakes = []
         for count in sorted(options.workers):
             while len(fakes) < count:
-                fake = context.Process(
-                    target=fake_worker,
-                    args=(port_worker, fingerprint, width, len(fakes)),
-                    daemon=True,
-                )
-                fake.start()
-                fakes.append(fake)
-            _wait_for_workers(port, port_out, count)
+                fakes.append(start_fake_worker(server, ports, len(fakes)))
+            wait_for_workers(ports.port, ports.port_out, count)
             for batch in options.batches:
                 row = measure(server, width, count, batch, options.clients, options.seconds, fakes)
                 rows.append(row)
-                costs = row["cpu_ms_per_request"].items()
-                cpu = ", ".join(f"{role} {ms:.2f}" for role, ms in costs)
                 print(
                     f"{row['workers']} fake workers, batch {row['batch']:>3}, "
                     f"{row['clients']} clients: {row['sentences_per_s']:>7} sentences/s, "
-                    f"{row['mb_per_s']:>6} MB/s of vectors; CPU ms a request: {cpu}"
+                    f"{row['mb_per_s']:>6} MB/s of vectors; "
+                    f"CPU ms a request: {cpu_text(row['cpu_ms_per_request'])}"
                 )
         for fake in fakes:
             fake.terminate()
@@ -199,7 +226,7 @@ def main() -> None:
             json.dump({"machine": machine, "rows": rows}, out, indent=1)
 
 
-def _wait_for_workers(port: int, port_out: int, count: int) -> None:
+def wait_for_workers(port: int, port_out: int, count: int) -> None:
     with BertClient(port=port, port_out=port_out, timeout=30000) as bc:
         deadline = time.monotonic() + 60
         while bc.server_status["num_workers_serving"] < count:

@@ -28,6 +28,15 @@ import sys
 import time
 from pathlib import Path
 
+from bench_front import (
+    cpu_seconds,
+    cpu_text,
+    front_without_workers,
+    process_roles,
+    start_fake_worker,
+    wait_for_workers,
+)
+
 SENTENCE = ["a sentence of about the usual length, sent on its own"]
 READY = "ready"
 
@@ -35,32 +44,16 @@ READY = "ready"
 def serve(commands, model_dir: str | None) -> None:
     """The runner (in a tree's own processes): start everything, then for each number read
     from stdin run that many requests and print one JSON line of what they cost."""
-    from bench_front import _wait_for_workers, cpu_seconds, fake_worker
-
-    from bert_serving.server import BertServer
-    from bert_serving.server.args import get_args_parser
-    from bert_serving.server.network import free_ports
-
-    port, port_out, port_worker = free_ports(3)
-    argv = ["-port", str(port), "-port_out", str(port_out), "-port_worker", str(port_worker)]
-    argv += ["-num_worker", "0", "-bind_ip", "127.0.0.1"]
-    if model_dir:
-        argv += ["-model_dir", model_dir]
     context = multiprocessing.get_context("spawn")
-    with BertServer(get_args_parser().parse_args(argv)) as server:
-        fingerprint = json.dumps(server.fingerprint, sort_keys=True)
-        width = server.spec.config.hidden_size
-        fake = context.Process(
-            target=fake_worker, args=(port_worker, fingerprint, width, 0), daemon=True
-        )
-        fake.start()
-        _wait_for_workers(port, port_out, 1)
+    with front_without_workers(model_dir) as (server, ports):
+        fake = start_fake_worker(server, ports, 0)
+        port, port_out = ports.port, ports.port_out
+        wait_for_workers(port, port_out, 1)
         ours, theirs = context.Pipe()
         client = context.Process(target=sequential_client, args=(port, port_out, theirs))
         client.start()
         ours.recv()  # connected
-        sink = [child.process.pid for child in server.supervisor.children if child.role == "sink"]
-        roles = {"front": [os.getpid()], "sink": sink, "worker": [fake.pid]}
+        roles = process_roles(server, [fake])
         print(READY, flush=True)
         for line in commands:
             count = int(line)
@@ -68,7 +61,7 @@ def serve(commands, model_dir: str | None) -> None:
             ours.send(count)
             p50, client_cpu = ours.recv()
             cpu = {role: (cpu_seconds(pids) - before[role]) for role, pids in roles.items()}
-            cpu["client"] = client_cpu
+            cpu["clients"] = client_cpu
             cpu_ms = {role: round(seconds * 1e3 / count, 3) for role, seconds in cpu.items()}
             print(json.dumps({"p50_ms": round(p50 * 1e3, 3), "cpu_ms": cpu_ms}), flush=True)
         ours.send(0)
@@ -140,7 +133,7 @@ def summary(tree: Path, rows: list[dict]) -> dict:
 def print_report(report: dict) -> None:
     print(f"# one-sentence round trips, fake worker: {report['cpu']}, {report['cores']} cores")
     for row in report["trees"]:
-        costs = ", ".join(f"{role} {ms:.2f}" for role, ms in row["cpu_ms_per_request"].items())
+        costs = cpu_text(row["cpu_ms_per_request"])
         print(
             f"{row['tree']}: p50 {row['p50_ms']:.3f} ms; CPU ms a request: {costs} "
             f"(total {row['cpu_ms_total']:.2f})"

@@ -26,7 +26,7 @@ def test_two_trees_take_turns_and_the_report_compares_them(google_model_dir, tmp
     assert [row["tree"] for row in report["trees"]] == [str(ROOT), str(ROOT)]
     for row in report["trees"]:
         assert len(row["block_p50s_ms"]) == 3 and row["p50_ms"] > 0
-        assert set(row["cpu_ms_per_request"]) == {"front", "sink", "worker", "client"}
+        assert set(row["cpu_ms_per_request"]) == {"front", "sink", "workers", "clients"}
         assert row["cpu_ms_total"] > 0
     lines = done.stdout.splitlines()
     assert lines[0].startswith("# one-sentence round trips, fake worker: ")

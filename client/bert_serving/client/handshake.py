@@ -190,7 +190,8 @@ class WatchedSocket:
         while True:
             left = None if deadline is None else max(0, int((deadline - time.monotonic()) * 1000))
             ready = dict(self._poller.poll(left))
-            self._watch.check(events_waiting=len(ready) > (self._socket in ready))
+            monitors_ready = any(monitor in ready for monitor in self._watch.monitor_sockets)
+            self._watch.check(events_waiting=monitors_ready)
             if self._socket in ready:
                 return zmq.POLLIN
             if left == 0:

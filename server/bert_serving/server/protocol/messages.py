@@ -78,21 +78,20 @@ def _buffer(frame: Any) -> memoryview:
 
 
 _ENCODERS: dict[str, Callable[[Any], Any]] = {
-    "Buffer": lambda value: value,  # may be a buffer, sent without a copy
-    "bytes": lambda value: value,
+    "bytes": lambda value: value,  # may be a buffer, sent without a copy
     "int": lambda value: str(value).encode(),
     "float": lambda value: repr(float(value)).encode(),
     "bool": lambda value: b"1" if value else b"0",
     "str": lambda value: value.encode("utf-8"),
 }
 _DECODERS: dict[str, Callable[[Any], Any]] = {
-    "Buffer": lambda frame: frame,  # as received: bytes, or a zmq.Frame left in its buffer
-    "bytes": lambda frame: frame,
+    "bytes": lambda frame: frame,  # as received: bytes, or a zmq.Frame left in its buffer
     "int": lambda frame: int(_to_bytes(frame)),
     "float": lambda frame: float(_to_bytes(frame)),
     "bool": lambda frame: _to_bytes(frame) == b"1",
     "str": lambda frame: _to_bytes(frame).decode("utf-8"),
 }
+_ENCODERS["Buffer"], _DECODERS["Buffer"] = _ENCODERS["bytes"], _DECODERS["bytes"]
 _KINDS: dict[bytes, type[Message]] = {}
 
 

@@ -247,8 +247,14 @@ def test_raw_texts_with_escapes_go_to_the_worker_as_utf8_and_offsets():
 
 @pytest.mark.parametrize(
     "spans, payload",
-    [(b"\x01\x02", b"ab"), (np.array([[0, 9]], "<i8").tobytes(), b"ab"), (b"", b"\xff")],
-    ids=["ragged", "outside", "not-utf8"],
+    [
+        (b"\x01\x02", b"ab"),
+        (np.array([[0, 9]], "<i8").tobytes(), b"ab"),
+        (np.array([[-1, 1]], "<i8").tobytes(), b"ab"),
+        (np.array([[2, 1]], "<i8").tobytes(), b"abc"),
+        (b"", b"\xff"),
+    ],
+    ids=["ragged", "past-the-end", "negative", "reversed", "not-utf8"],
 )
 def test_a_part_whose_texts_do_not_decode_raises_a_message_error(spans, payload):
     if not spans:

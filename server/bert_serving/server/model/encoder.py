@@ -117,8 +117,14 @@ class SentenceEncoder:
             dtype,
         )
         signature = [tf.TensorSpec([None, None], tf.int32)] * 3 + [tf.TensorSpec([None], tf.int32)]
+        # autograph=False: the forward has no control flow on tensors (its branches are on
+        # settings), and autograph's rewriting of every method it calls cost each worker
+        # about 1.2 s of its start-up
         self._forward = tf.function(
-            self._pooled, input_signature=signature, jit_compile=self.settings.xla or None
+            self._pooled,
+            input_signature=signature,
+            jit_compile=self.settings.xla or None,
+            autograph=False,
         )
 
     @classmethod

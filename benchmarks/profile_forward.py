@@ -55,16 +55,16 @@ def profile_shape(encoder: SentenceEncoder, rows: int, length: int, calls: int) 
     ids = np.random.default_rng(0).integers(1000, 20000, (rows, length)).astype(np.int32)
     inputs = (ids, np.ones_like(ids), np.zeros_like(ids), np.full(rows, length, np.int32))
     for _ in range(3):
-        encoder._forward(*inputs)
+        encoder.graph.function(*inputs)
     start = time.perf_counter()
     for _ in range(calls):
-        encoder._forward(*inputs).numpy()
+        encoder.graph.function(*inputs).numpy()
     wall = (time.perf_counter() - start) / calls * 1000
     with tempfile.TemporaryDirectory() as trace_dir:
         options = tf.profiler.experimental.ProfilerOptions(host_tracer_level=3)
         tf.profiler.experimental.start(trace_dir, options=options)
         for _ in range(calls):
-            encoder._forward(*inputs).numpy()
+            encoder.graph.function(*inputs).numpy()
         tf.profiler.experimental.stop()
         times, counts = op_times(Path(trace_dir), calls)
     total = sum(times.values())

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from bert_serving.server.args import PoolingStrategy
 from bert_serving.server.model.checkpoint import inspect_model
@@ -124,8 +123,8 @@ def test_fp16_returns_float16_close_to_reference(google_model_dir, tiny_weights,
 def test_float16_arithmetic_path_stays_close(google_model_dir, tiny_weights, tiny_config):
     """The reduced-precision compute used on GPUs, run here on the CPU."""
     spec = inspect_model(google_model_dir)
-    encoder = SentenceEncoder(spec, EncoderSettings(fp16=True), dtype=tf.float16)
-    assert encoder.compute_dtype.name == "float16"
+    encoder = SentenceEncoder(spec, EncoderSettings(fp16=True), dtype="float16")
+    assert encoder.graph.compute_dtype.name == "float16"
     assert_matches_reference(
         encoder, tiny_weights, tiny_config, features(), "REDUCE_MEAN", (-2,), atol=8e-2
     )
@@ -168,9 +167,12 @@ def test_none_pooling_output_length(google_model_dir):
 
 
 def test_only_needed_layers_are_built(google_model_dir):
-    assert len(encoder_for(google_model_dir, pooling_layer=(0,)).model.layers) == 1
-    assert len(encoder_for(google_model_dir, pooling_layer=(-2,)).model.layers) == 2
-    assert len(encoder_for(google_model_dir, pooling_strategy="CLS_POOLED").model.layers) == 3
+    def layers_built(**settings) -> int:
+        return len(encoder_for(google_model_dir, **settings).graph.model.layers)
+
+    assert layers_built(pooling_layer=(0,)) == 1
+    assert layers_built(pooling_layer=(-2,)) == 2
+    assert layers_built(pooling_strategy="CLS_POOLED") == 3
 
 
 def test_xla_compiles_a_bounded_set_of_shapes(google_model_dir):
@@ -178,13 +180,13 @@ def test_xla_compiles_a_bounded_set_of_shapes(google_model_dir):
     each bucket once instead of once per request shape."""
     encoder = encoder_for(google_model_dir, xla=True, max_seq_len=None)
     shapes = set()
-    forward = encoder._forward
+    forward = encoder.graph.function
 
     def recording(input_ids, *rest):
         shapes.add(input_ids.shape)
         return forward(input_ids, *rest)
 
-    encoder._forward = recording
+    encoder.graph.function = recording
     rng = np.random.default_rng(1)
     for _ in range(40):
         rows = [
@@ -201,10 +203,10 @@ def test_xla_warm_up_compiles_every_shape_a_request_can_get(google_model_dir):
     """Compiling at start-up: after warm_up, no request of any size triggers a compilation."""
     encoder = encoder_for(google_model_dir, xla=True, max_seq_len=8)
     assert encoder.warm_up() == 7  # 1, 2, 4, ..., 64 rows of 8 tokens
-    compiled = encoder._forward.experimental_get_tracing_count()
+    compiled = encoder.graph.function.experimental_get_tracing_count()
     rng = np.random.default_rng(2)
     for size in (1, 3, 17, 64, 100):
         lengths = rng.integers(0, 7, size)  # at most 8 tokens with [CLS] and [SEP]
         rows = [[2, *rng.integers(5, 130, size=int(n)).tolist(), 3] for n in lengths]
         encoder.encode_features(make_features(rows))
-    assert encoder._forward.experimental_get_tracing_count() == compiled
+    assert encoder.graph.function.experimental_get_tracing_count() == compiled

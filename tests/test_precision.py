@@ -63,7 +63,7 @@ def test_bfloat16_vectors_of_the_real_model_stay_close_to_float32(minilm_dir, ru
     fast = SentenceEncoder(spec, EncoderSettings(precision="bfloat16", runtime=runtime, **settings))
     assert fast.execution == f"bfloat16 on {runtime}"
     if runtime == "tensorflow":  # OpenVINO converts the float32 graph and computes in bf16
-        assert fast.model.layers[0].qkv.kernel.dtype.name == "bfloat16"
+        assert fast.graph.model.layers[0].qkv.kernel.dtype.name == "bfloat16"
     want, got = exact.encode(TEXTS).embeddings, fast.encode(TEXTS).embeddings
     assert got.dtype == np.float32
     worst = float(cosines(got, want).min())

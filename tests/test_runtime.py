@@ -19,10 +19,11 @@ from bert_serving.server.model import ModelError, inspect_model
 from bert_serving.server.model.encoder import EncoderSettings, SentenceEncoder
 from bert_serving.server.model.openvino_forward import (
     PRECISION_HINTS,
-    _process_core,
     check_against,
-    compile_forward,
+    compile_checked,
     convert_forward,
+    make_probe,
+    process_core,
 )
 from bert_serving.server.model.precision import cpu_flags, has_bf16_instructions
 from bert_serving.server.model.runtime import choose_runtime
@@ -106,7 +107,7 @@ def test_openvino_computes_bfloat16_close_to_float32_on_a_cpu_with_it(google_mod
     exact = SentenceEncoder(spec, EncoderSettings(precision="float32", runtime="tensorflow"))
     fast = SentenceEncoder(spec, EncoderSettings(precision="bfloat16"))
     assert fast.execution == "bfloat16 on openvino"
-    assert fast.compute_dtype == tf.float32  # OpenVINO converts the float32 graph
+    assert fast.graph.compute_dtype == tf.float32  # OpenVINO converts the float32 graph
     want, got = exact.encode_features(features()), fast.encode_features(features())
     cosine = (want * got).sum(1) / np.linalg.norm(want, axis=1) / np.linalg.norm(got, axis=1)
     assert got.dtype == np.float32
@@ -227,10 +228,11 @@ def test_threads_sharing_an_openvino_encoder_each_get_their_own_vectors(google_m
 
 
 def tiny_forward(google_model_dir, **settings):
+    """The tiny model's TensorFlow forward and the limits of its start-up probe."""
     encoder = SentenceEncoder(
         inspect_model(google_model_dir), EncoderSettings(runtime="tensorflow", **settings)
     )
-    return encoder._forward, (encoder.spec.config.vocab_size, encoder.max_len)
+    return encoder.graph, (encoder.spec.config.vocab_size, encoder.max_len)
 
 
 def test_openvino_fuses_every_layer_norm_and_gelu(google_model_dir):
@@ -240,8 +242,8 @@ def test_openvino_fuses_every_layer_norm_and_gelu(google_model_dir):
     forward, _ = tiny_forward(google_model_dir, pooling_layer=(-1,))  # every layer computed
     config = inspect_model(google_model_dir).config
     assert config.hidden_act == "gelu"
-    compiled = _process_core().compile_model(
-        convert_forward(forward), "CPU", {"INFERENCE_PRECISION_HINT": "f32"}
+    compiled = process_core().compile_model(
+        convert_forward(forward.function), "CPU", {"INFERENCE_PRECISION_HINT": "f32"}
     )
     kernels = [
         (info["layerType"].astype(str), info["originalLayersNames"].astype(str).split(","))
@@ -261,15 +263,16 @@ def test_the_start_up_check_refuses_a_runtime_that_computes_something_else(
     google_model_dir, precision
 ):
     forward, limits = tiny_forward(google_model_dir)
-    check_against(forward, lambda *inputs: forward(*inputs).numpy(), limits, precision)
+    probe = make_probe(forward, limits)
+    check_against(probe, forward, precision)
 
     def skewed(*inputs):
-        vectors = forward(*inputs).numpy()
+        vectors = forward(*inputs)
         vectors[0] = -vectors[0]  # one text's vector wrong is enough
         return vectors
 
     with pytest.raises(ModelError, match="disagrees with TensorFlow on this CPU"):
-        check_against(forward, skewed, limits, precision)
+        check_against(probe, skewed, precision)
 
     def failing(*inputs):
         raise RuntimeError("could not create a primitive descriptor")
@@ -277,7 +280,7 @@ def test_the_start_up_check_refuses_a_runtime_that_computes_something_else(
     with pytest.raises(
         ModelError, match=r"failed its start-up check \(could not create a primitive descriptor\)"
     ):
-        check_against(forward, failing, limits, precision)
+        check_against(probe, failing, precision)
 
 
 @pytest.mark.parametrize("precision", ["float32", "bfloat16"])
@@ -288,13 +291,13 @@ def test_auto_stays_on_tensorflow_when_openvino_fails_its_check(
         raise ModelError("the OpenVINO runtime disagrees with TensorFlow on this CPU")
 
     monkeypatch.setattr("bert_serving.server.model.encoder.choose_runtime", lambda *a: "openvino")
-    monkeypatch.setattr("bert_serving.server.model.openvino_forward.compile_forward", broken)
+    monkeypatch.setattr("bert_serving.server.model.openvino_forward.compile_checked", broken)
     spec = inspect_model(google_model_dir)
     encoder = SentenceEncoder(spec, EncoderSettings(precision=precision))
     assert encoder.execution == f"{precision} on tensorflow"
     assert "running on TensorFlow instead" in caplog.text
     # the graph OpenVINO was to convert is float32: bfloat16 on TensorFlow is built anew
-    assert encoder.model.layers[0].qkv.kernel.dtype.name == precision
+    assert encoder.graph.model.layers[0].qkv.kernel.dtype.name == precision
     assert encoder.encode(["still answers"]).embeddings.shape == (1, 32)
     with pytest.raises(ModelError, match="disagrees"):  # asked for by name: refuse to start
         SentenceEncoder(spec, EncoderSettings(precision=precision, runtime="openvino"))
@@ -304,12 +307,10 @@ def test_bfloat16_that_openvino_would_not_compute_is_refused(google_model_dir, m
     """The compiled model's precision is read back: had OpenVINO kept float32 (as on a CPU
     without bfloat16 instructions), the encoder would claim bfloat16 and compute float32."""
     monkeypatch.setitem(PRECISION_HINTS, "bfloat16", "f32")  # what such a CPU would do
-    encoder = SentenceEncoder(  # the float32 graph OpenVINO converts, kept alive meanwhile
-        inspect_model(google_model_dir), EncoderSettings(precision="float32", runtime="tensorflow")
-    )
-    limits = (encoder.spec.config.vocab_size, encoder.max_len)
+    forward, limits = tiny_forward(google_model_dir, precision="float32")
+    model = convert_forward(forward.function)
     with pytest.raises(ModelError, match="OpenVINO computes f32 on this CPU where bfloat16"):
-        compile_forward(encoder._forward, 1, limits, "bfloat16")
+        compile_checked(model, make_probe(forward, limits), 1, "bfloat16")
 
 
 # An encoder made on the main thread and freed on another, then a signal with a Python

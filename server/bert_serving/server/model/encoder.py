@@ -1,9 +1,13 @@
 """Texts in, vectors out: tokenizer, BERT and pooling behind one ``encode`` call.
 
-Speed on CPU comes from three things done here: rows are sorted by length and run in chunks
-so that little padding is computed; only the layers that pooling reads are built; and the
-forward pass is one ``tf.function`` (optionally XLA-compiled), whose input shapes are rounded
-up to a few buckets so that a long-running server compiles a bounded set of shapes.
+Speed on CPU comes from what is done here: rows are sorted by length and run in chunks so
+that little padding is computed; the forward pass (tensorflow_forward.py: only the layers
+pooling reads, one ``tf.function``) runs on the fastest runtime for the CPU (runtime.py),
+under ``-xla`` with input shapes rounded up to a few buckets so that a long-running server
+compiles a bounded set of shapes; and an OpenVINO model converted once is read by every
+later start (forward_cache.py), which then needs no TensorFlow.
+
+This module imports no TensorFlow itself: the encoder loads it only to build the graph.
 """
 
 from __future__ import annotations
@@ -11,16 +15,16 @@ from __future__ import annotations
 import bisect
 import logging
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence, Union
+from types import ModuleType
+from typing import Callable, Sequence, Union
 
 import numpy as np
-import tensorflow as tf
 
 from ..tokenization import BertTokenizer, InputFeatures, build_features
-from .bert import BertModel
 from .checkpoint import (
     DEFAULT_CKPT_NAME,
     DEFAULT_CONFIG_NAME,
@@ -31,13 +35,16 @@ from .checkpoint import (
 from .chunking import DEFAULT_CALL_COST, plan_chunks
 from .errors import ModelError
 from .fit import settings_problems
+from .forward_cache import ForwardCache
 from .normalization import l2_normalized
-from .pooling import NO_POOLING, POOLED, pool
 from .precision import compute_dtype, cpu_flags
 from .runtime import choose_runtime, openvino_installed
 from .settings import EncoderSettings
+from .strategy import PoolingStrategy
 
 DEFAULT_SETTINGS = EncoderSettings()
+POOLED = PoolingStrategy.CLS_POOLED
+NO_POOLING = PoolingStrategy.NONE
 
 Texts = Union[Sequence[str], Sequence[Sequence[str]]]
 
@@ -55,25 +62,37 @@ class Encoding:
 
 
 class SentenceEncoder:
-    """A loaded BERT that maps a batch of texts to vectors, in one process."""
+    """A loaded BERT that maps a batch of texts to vectors, in one process.
+
+    The forward pass (``_execute``: numpy ids in, vectors out) is TensorFlow's function
+    (tensorflow_forward.py) or OpenVINO's conversion of it. Given a ``forward_cache`` (a
+    worker passes one), an OpenVINO encoder reads the model converted by an earlier start
+    and imports neither TensorFlow nor the checkpoint. ``threads``: the cores this encoder
+    may use (a worker's share); ``load_tensorflow`` imports TensorFlow when it is needed,
+    so that a worker can configure it before its runtime starts.
+    """
 
     def __init__(
         self,
         spec: ModelSpec,
         settings: EncoderSettings = DEFAULT_SETTINGS,
         weights: dict[str, np.ndarray] | None = None,
-        dtype: tf.DType | None = None,
+        dtype: str | None = None,
         logger: logging.Logger | None = None,
+        *,
+        threads: int | None = None,
+        forward_cache: ForwardCache | None = None,
+        load_tensorflow: Callable[[], ModuleType] | None = None,
     ):
         self.spec = spec
         self.settings = settings
         self.logger = logger or logging.getLogger(__name__)
         self.layers = _resolve_layers(settings, spec)
-        on_gpu = bool(tf.config.list_physical_devices("GPU"))
+        self.threads = threads
+        self._load_tensorflow = load_tensorflow or _import_tensorflow
+        on_gpu = self._gpu_visible()
         flags = cpu_flags()
-        precision = (
-            dtype.name if dtype else compute_dtype(settings.precision, settings.fp16, on_gpu, flags)
-        )
+        precision = dtype or compute_dtype(settings.precision, settings.fp16, on_gpu, flags)
         # what the vectors are computed in: the forward's dtype, or int8 by the runtime
         self.precision = "int8" if settings.precision == "int8" else precision
         try:
@@ -87,45 +106,93 @@ class SentenceEncoder:
             )
         except ValueError as error:
             raise ModelError(str(error)) from None
-        weights = weights if weights is not None else load_weights(spec)
-        # OpenVINO converts the float32 graph and computes in the precision it is told
-        self._build_graph(
-            weights, tf.float32 if self.runtime == "openvino" else tf.as_dtype(precision)
-        )
         self.tokenizer = BertTokenizer.from_file(
             spec.vocab_path, lowercase=not settings.cased_tokenization
         )
-        self._execute = self._run_tensorflow
         # the fixed cost of one forward call in tokens; warm_up measures it on this machine
         self.call_cost = DEFAULT_CALL_COST
+        self._weights = weights
+        self.graph = None  # the TensorFlow forward, once built (never, from a saved model)
         if self.runtime == "openvino":
-            from .openvino_forward import compile_forward
+            self._execute = self._openvino_or_fallback(precision, forward_cache)
+        else:
+            self._execute = self._build_graph(precision)
+        self._weights = None  # the graph holds them; the encoder keeps no second copy
 
-            self._use_openvino(compile_forward, weights, tf.as_dtype(precision))
+    def _gpu_visible(self) -> bool:
+        """Whether TensorFlow would compute on a GPU. A worker placed on the CPU hides the
+        GPUs from CUDA (``CUDA_VISIBLE_DEVICES=-1``), which answers without TensorFlow."""
+        if os.environ.get("CUDA_VISIBLE_DEVICES") == "-1":
+            return False
+        return bool(self._load_tensorflow().config.list_physical_devices("GPU"))
 
-    def _build_graph(self, weights: dict[str, np.ndarray], dtype: tf.DType) -> None:
-        """The TensorFlow model in ``dtype`` (only the layers pooling reads) and its forward
-        ``tf.function``."""
-        config = self.spec.config
-        pooled = self.settings.pooling_strategy == POOLED
-        self.compute_dtype = dtype
-        self.model = BertModel(
-            config,
-            weights,
-            config.num_hidden_layers if pooled else max(self.layers) + 1,
-            not self.settings.no_position_embeddings,
-            dtype,
-        )
-        signature = [tf.TensorSpec([None, None], tf.int32)] * 3 + [tf.TensorSpec([None], tf.int32)]
-        # autograph=False: the forward has no control flow on tensors (its branches are on
-        # settings), and autograph's rewriting of every method it calls cost each worker
-        # about 1.2 s of its start-up
-        self._forward = tf.function(
-            self._pooled,
-            input_signature=signature,
-            jit_compile=self.settings.xla or None,
-            autograph=False,
-        )
+    def _build_graph(self, dtype: str):
+        """The TensorFlow forward in ``dtype`` (the one built already, if it is in it), from
+        the weights given or read now."""
+        if self.graph is not None and self.graph.compute_dtype.name == dtype:
+            return self.graph
+        self._load_tensorflow()
+        from .tensorflow_forward import TensorFlowForward
+
+        if self._weights is None:
+            self._weights = load_weights(self.spec)
+        self.graph = TensorFlowForward(self.spec, self.settings, self.layers, self._weights, dtype)
+        return self.graph
+
+    def _openvino_or_fallback(self, tensorflow_dtype: str, forward_cache: ForwardCache | None):
+        """Run on OpenVINO; if it fails its start-up check and was only auto's choice, stay on
+        TensorFlow (with a warning) rather than refuse to start, in ``tensorflow_dtype``
+        (bfloat16 where OpenVINO would have computed it from the float32 graph). int8 exists
+        only on OpenVINO: it refuses."""
+        try:
+            return self._openvino(forward_cache)
+        except ModelError as error:
+            if self.settings.runtime != "auto" or self.precision == "int8":
+                raise
+            self.logger.warning("%s; running on TensorFlow instead", error)
+            self.runtime = "tensorflow"
+            return self._build_graph(tensorflow_dtype)
+
+    def _openvino(self, forward_cache: ForwardCache | None) -> Callable[..., np.ndarray]:
+        """OpenVINO's forward: the saved model when one passes its check, else converted
+        from the float32 TensorFlow graph (and saved for the next start)."""
+        from .openvino_forward import compile_checked, convert_forward, make_probe
+
+        threads = self._openvino_threads()
+        saved = forward_cache.load(self.precision) if forward_cache else None
+        if saved is not None:
+            model, probe = saved
+            entry = forward_cache.entry(self.precision)
+            try:
+                run = compile_checked(model, probe, threads, self.precision)
+            except ModelError as error:
+                self.logger.warning(
+                    "the OpenVINO model saved in %s failed its check (%s); converting again",
+                    entry,
+                    error,
+                )
+            else:
+                self.logger.info("OpenVINO model read as an earlier start saved it (%s)", entry)
+                return run
+        started = time.monotonic()
+        graph = self._build_graph("float32")
+        model = convert_forward(graph.function, self.precision)
+        probe = make_probe(graph, (self.spec.config.vocab_size, self.max_len))
+        run = compile_checked(model, probe, threads, self.precision)
+        self.logger.info("converted to OpenVINO in %.1f s", time.monotonic() - started)
+        if forward_cache and forward_cache.save(self.precision, model, probe):
+            self.logger.info("saved for later starts in %s", forward_cache.entry(self.precision))
+        return run
+
+    def _openvino_threads(self) -> int:
+        """``threads``, else those TensorFlow was given if it is loaded, else every core this
+        process may use."""
+        if self.threads:
+            return self.threads
+        tensorflow = sys.modules.get("tensorflow")
+        threading = tensorflow.config.threading if tensorflow else None
+        configured = threading.get_intra_op_parallelism_threads() if threading else 0
+        return configured or len(os.sched_getaffinity(0))
 
     @classmethod
     def from_pretrained(
@@ -227,42 +294,6 @@ class SentenceEncoder:
         pooled = self._execute(*arrays, lengths)
         return pooled[: len(rows)]
 
-    def _use_openvino(self, compile_forward, weights: dict, tensorflow_dtype: tf.DType) -> None:
-        """Run on OpenVINO; if it fails its start-up check and was only auto's choice, stay on
-        TensorFlow (with a warning) rather than refuse to start, rebuilding the graph in
-        ``tensorflow_dtype`` when that is not the float32 OpenVINO converted (bfloat16). int8
-        exists only on OpenVINO: it refuses."""
-        try:
-            limits = (self.spec.config.vocab_size, self.max_len)
-            self._execute = compile_forward(
-                self._forward, _intra_op_threads(), limits, self.precision
-            )
-        except ModelError as error:
-            if self.settings.runtime != "auto" or self.precision == "int8":
-                raise
-            self.logger.warning("%s; running on TensorFlow instead", error)
-            self.runtime = "tensorflow"
-            if tensorflow_dtype != self.compute_dtype:
-                self._build_graph(weights, tensorflow_dtype)
-
-    def _run_tensorflow(self, *inputs: np.ndarray) -> np.ndarray:
-        return self._forward(*inputs).numpy()
-
-    def _pooled(self, input_ids, input_mask, segment_ids, lengths) -> tf.Tensor:
-        outputs = self.model(input_ids, input_mask, segment_ids)
-        if self.settings.pooling_strategy == POOLED:
-            pooled = self.model.pool_first_token(outputs[-1])
-        else:
-            x = (
-                tf.concat([outputs[i] for i in self.layers], -1)
-                if len(self.layers) > 1
-                else outputs[self.layers[0]]
-            )
-            pooled = pool(
-                self.settings.pooling_strategy, tf.cast(x, tf.float32), input_mask, lengths
-            )
-        return tf.cast(pooled, tf.float16 if self.settings.fp16 else tf.float32)
-
     def warm_up(self) -> int:
         """Trace (and under ``-xla`` compile every bucketed shape) now, so that no request
         pays for it later; return how many shapes were prepared."""
@@ -276,7 +307,7 @@ class SentenceEncoder:
         shapes = sorted({(count, length) for count in rows for length in lengths})
         for count, length in shapes:
             ids = np.zeros((count, length), np.int32)
-            self._forward(ids, np.ones_like(ids), ids, np.full(count, length, np.int32))
+            self._execute(ids, np.ones_like(ids), ids, np.full(count, length, np.int32))
         return len(shapes)
 
     def _measure_call_cost(self) -> float:
@@ -317,10 +348,10 @@ def _resolve_layers(settings: EncoderSettings, spec: ModelSpec) -> list[int]:
     return [layer % config.num_hidden_layers for layer in settings.pooling_layer]
 
 
-def _intra_op_threads() -> int:
-    """The threads TensorFlow was given (the worker shares the cores between CPU workers),
-    so that another runtime uses the same share."""
-    return tf.config.threading.get_intra_op_parallelism_threads() or len(os.sched_getaffinity(0))
+def _import_tensorflow() -> ModuleType:
+    import tensorflow
+
+    return tensorflow
 
 
 def _bucket_length(length: int, limit: int) -> int:

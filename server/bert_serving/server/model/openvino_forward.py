@@ -1,7 +1,10 @@
 """The encoder's forward ``tf.function`` converted to OpenVINO and compiled for this CPU.
 
-Conversion reads the traced graph and copies its weights (a few seconds for MiniLM);
-compiling takes under a second. The settings that matter, each for a reason:
+Conversion reads the traced graph and copies its weights (a few seconds for MiniLM, after
+TensorFlow's import and the graph's construction); a worker then saves the converted model
+(forward_cache.py) and the next one reads it instead. Compiling takes under a second, and
+every compiled model is checked against TensorFlow's vectors for a probe batch before it
+serves. The settings that matter, each for a reason:
 
 - ``INFERENCE_PRECISION_HINT``: always stated. On CPUs with bfloat16 instructions OpenVINO
   computes in bfloat16 by default, which would give silently different vectors under
@@ -18,7 +21,7 @@ compiling takes under a second. The settings that matter, each for a reason:
   +280 MB over 200 random shapes, flat after the first 100).
 
 Every compilation goes through one ``ov.Core`` kept for the life of the process
-(``_process_core``), so that the CPU plugin is created once and never destroyed while the
+(``process_core``), so that the CPU plugin is created once and never destroyed while the
 process runs. The plugin sets an alternate signal stack on the thread that creates it and
 unmaps it when it is destroyed, restoring the old one only if that happens on the same
 thread. An encoder freed on another thread (the garbage collector runs on any thread) left
@@ -30,6 +33,7 @@ seen as ``bert-serving-start``'s SIGTERM handling crashing in the test suite.
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -48,15 +52,32 @@ MIN_COSINE = {"bfloat16": 0.99, "int8": 0.99}
 PRECISION_HINTS = {"float32": "f32", "bfloat16": "bf16", "int8": "f32"}
 
 
-def compile_forward(
-    forward, threads: int, probe_limits: tuple[int, int], precision: str = "float32"
-) -> Callable[..., np.ndarray]:
-    """An OpenVINO function with the arguments of ``forward`` (a float32 ``tf.function``
-    with an input signature) that returns its result as a numpy array, computed in
-    ``precision``: float32, bfloat16, or int8 (weights and activations quantized,
-    quantize.py). ``probe_limits`` (vocabulary size, longest input) bound the batch of the
-    start-up check."""
-    model = convert_forward(forward)
+@dataclass(frozen=True)
+class Probe:
+    """A batch and the vectors TensorFlow's definition gives for it: what a compiled model
+    must reproduce before it serves. Kept with a saved model (forward_cache.py), so that a
+    model read from disk is checked without TensorFlow."""
+
+    inputs: tuple[np.ndarray, ...]  # input_ids, input_mask, segment_ids [B, T]; lengths [B]
+    expected: np.ndarray  # [B, D], or [B, T, D] under NONE
+
+
+def make_probe(forward: Callable[..., np.ndarray], limits: tuple[int, int]) -> Probe:
+    """The probe batch (random ids of the vocabulary's first ``PROBE_VOCAB``, a full chunk
+    of short rows) and ``forward``'s vectors for it. ``limits`` (vocabulary size, longest
+    input) bound the batch."""
+    rng = np.random.default_rng(0)
+    vocab_size, longest = limits
+    shape = (PROBE_SHAPE[0], min(PROBE_SHAPE[1], longest))
+    ids = rng.integers(0, min(PROBE_VOCAB, vocab_size), size=shape).astype(np.int32)
+    inputs = (ids, np.ones_like(ids), np.zeros_like(ids), np.full(len(ids), ids.shape[1], np.int32))
+    return Probe(inputs, forward(*inputs))
+
+
+def compile_checked(model, probe: Probe, threads: int, precision: str) -> Callable[..., np.ndarray]:
+    """An OpenVINO function with the encoder forward's arguments (numpy arrays in, a numpy
+    array out) compiled from ``model`` (``convert_forward``'s) to compute in ``precision``
+    on ``threads`` threads; ModelError unless it reproduces ``probe``."""
     config = {
         "INFERENCE_PRECISION_HINT": PRECISION_HINTS[precision],
         "INFERENCE_NUM_THREADS": threads,
@@ -66,9 +87,8 @@ def compile_forward(
         "CPU_RUNTIME_CACHE_CAPACITY": str(SHAPE_CACHE_CAPACITY),
     }
     if precision == "int8":
-        model = int8_weights(model)
         config.update(INT8_RUNTIME_CONFIG)
-    compiled = _process_core().compile_model(model, "CPU", config)
+    compiled = process_core().compile_model(model, "CPU", config)
     computes_in = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
     if precision == "bfloat16" and computes_in != "bf16":
         raise ModelError(
@@ -90,13 +110,13 @@ def compile_forward(
             )
         return vectors
 
-    check_against(forward, run, probe_limits, precision)
+    check_against(probe, run, precision)
     return run
 
 
-def convert_forward(forward):
+def convert_forward(forward, precision: str = "float32"):
     """``forward`` (a float32 ``tf.function`` with an input signature) as an OpenVINO model
-    with one output, its result."""
+    with one output, its result; under int8 with its weights quantized (quantize.py)."""
     import openvino as ov
 
     # share_weights=False: by default the model would point into TensorFlow's temporary
@@ -107,14 +127,15 @@ def convert_forward(forward):
     # does not read): keep only the function's own result, found by its graph name
     result = forward.get_concrete_function().outputs[0].name
     (vectors,) = [output for output in converted.outputs if result in output.get_names()]
-    return ov.Model([vectors], converted.get_parameters(), "bert_forward")
+    model = ov.Model([vectors], converted.get_parameters(), "bert_forward")
+    return int8_weights(model) if precision == "int8" else model
 
 
 _cores: list = []  # the process's one OpenVINO core, once made
 _making_the_core = threading.Lock()
 
 
-def _process_core():
+def process_core():
     """The process's one OpenVINO core (see the module's docstring for why one); made under
     a lock, since functools.cache may run a first call twice in two threads."""
     import openvino as ov
@@ -125,23 +146,15 @@ def _process_core():
         return _cores[0]
 
 
-def check_against(
-    forward, run: Callable[..., np.ndarray], limits: tuple[int, int], precision: str
-) -> None:
-    """Compare one batch with TensorFlow before serving: a runtime that computes something
-    else on this CPU (seen: int8 with its ISA capped to AVX2 returned empty arrays) must
-    fail at start-up, never answer with different vectors."""
-    rng = np.random.default_rng(0)
-    vocab_size, longest = limits
-    shape = (PROBE_SHAPE[0], min(PROBE_SHAPE[1], longest))
-    ids = rng.integers(0, min(PROBE_VOCAB, vocab_size), size=shape).astype(np.int32)
-    inputs = (ids, np.ones_like(ids), np.zeros_like(ids), np.full(len(ids), ids.shape[1], np.int32))
-    raw = forward(*inputs).numpy()
-    want = raw.astype(np.float64)
+def check_against(probe: Probe, run: Callable[..., np.ndarray], precision: str) -> None:
+    """Compare the probe batch with TensorFlow's vectors before serving: a runtime that
+    computes something else on this CPU (seen: int8 with its ISA capped to AVX2 returned
+    empty arrays) must fail at start-up, never answer with different vectors."""
+    want = probe.expected.astype(np.float64)
     # under -fp16 the vectors are rounded to float16: a last-bit flip there is no error
-    tolerance = max(FLOAT32_TOLERANCE, 2 * np.finfo(raw.dtype).eps * np.abs(want).max())
+    tolerance = max(FLOAT32_TOLERANCE, 2 * np.finfo(probe.expected.dtype).eps * np.abs(want).max())
     try:
-        got = run(*inputs).astype(np.float64)
+        got = run(*probe.inputs).astype(np.float64)
     except (ModelError, RuntimeError) as error:
         raise ModelError(
             f"the OpenVINO runtime failed its start-up check ({error}); "

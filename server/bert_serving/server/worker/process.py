@@ -9,6 +9,7 @@ priority order, stays in the front instead of in socket buffers.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import signal
@@ -133,8 +134,7 @@ def _native_stderr_silenced(silence: bool):
 def _configure_devices(tf, placement: WorkerPlacement, gpu_memory_fraction: float) -> None:
     """Threads or GPU memory, set before TensorFlow's runtime starts (it cannot change later)."""
     if placement.device_id < 0:  # share the cores between CPU workers, do not oversubscribe
-        threads = max(1, (os.cpu_count() or 1) // max(1, placement.num_cpu_workers))
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_intra_op_parallelism_threads(_cpu_threads(placement))
         tf.config.threading.set_inter_op_parallelism_threads(1)
         return
     limit = gpu_memory_limit_mb(placement.device_id, gpu_memory_fraction)
@@ -147,17 +147,37 @@ def _configure_devices(tf, placement: WorkerPlacement, gpu_memory_fraction: floa
             tf.config.experimental.set_memory_growth(gpu, True)
 
 
-def _load_encoder(settings: WorkerSettings, placement: WorkerPlacement, logger):
-    with _native_stderr_silenced(not settings.verbose):
-        import tensorflow as tf
+def _cpu_threads(placement: WorkerPlacement) -> int:
+    """This worker's share of the host's cores (each CPU worker gets as many)."""
+    return max(1, (os.cpu_count() or 1) // max(1, placement.num_cpu_workers))
 
-        _configure_devices(tf, placement, settings.gpu_memory_fraction)
-        tf.constant(0)  # the notes come at the first op, too
+
+def _load_encoder(settings: WorkerSettings, placement: WorkerPlacement, logger):
+    """The encoder, with TensorFlow imported (quietly, and configured for this worker's
+    device) only if it needs it: an OpenVINO worker whose model an earlier start converted
+    reads it from the cache (model/forward_cache.py) and never does."""
+
+    @functools.cache
+    def load_tensorflow():
+        with _native_stderr_silenced(not settings.verbose):
+            import tensorflow as tf
+
+            _configure_devices(tf, placement, settings.gpu_memory_fraction)
+            tf.constant(0)  # the notes come at the first op, too
+        return tf
 
     from ..model.encoder import SentenceEncoder
+    from ..model.forward_cache import ForwardCache
 
     spec = settings.model.inspect()  # checked and logged once by the ventilator already
-    encoder = SentenceEncoder(spec, settings.encoder, logger=logger)
+    encoder = SentenceEncoder(
+        spec,
+        settings.encoder,
+        logger=logger,
+        threads=_cpu_threads(placement) if placement.device_id < 0 else None,
+        forward_cache=ForwardCache(settings.fingerprint),
+        load_tensorflow=load_tensorflow,
+    )
     started = time.monotonic()
     shapes = encoder.warm_up()
     if settings.encoder.xla:  # say what compiling up front costs: requests never pay it

@@ -154,6 +154,17 @@ def test_a_damaged_entry_is_converted_again_and_replaced(
     assert not [path for path in tmp_path.rglob(".*") if path.is_dir()]  # no staging left
 
 
+def test_of_two_workers_saving_at_once_the_first_entry_stays(google_model_dir, tmp_path):
+    cached_encoder(google_model_dir, tmp_path)  # converted and saved
+    cache = ForwardCache(identity_of(google_model_dir), tmp_path)
+    weights = cache.entry("float32") / "model.bin"
+    first = weights.stat().st_ino
+    model, probe = cache.load("float32")
+    assert not cache.save("float32", model, probe)  # the second worker's save
+    assert weights.stat().st_ino == first  # never moved while another worker may read it
+    assert [path.name for path in (tmp_path / "openvino").iterdir()] == [weights.parent.name]
+
+
 def test_a_folder_that_cannot_be_written_is_skipped(google_model_dir, tmp_path):
     blocker = tmp_path / "a file"
     blocker.write_text("")

@@ -171,6 +171,7 @@ class SentenceEncoder:
                     entry,
                     error,
                 )
+                forward_cache.discard(self.precision)
             else:
                 self.logger.info("OpenVINO model read as an earlier start saved it (%s)", entry)
                 return run

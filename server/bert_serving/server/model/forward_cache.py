@@ -19,8 +19,10 @@ What keeps it exact:
 - weights are saved as they are: ``compress_to_fp16=False`` (OpenVINO's default rounds
   them to float16, which would give other vectors);
 - an entry is written in a folder of its own and renamed into place whole, so a worker
-  starting at the same moment finds all of it or nothing; one that cannot be read, or whose
-  model does not reproduce its probe, is converted again and replaced, never served;
+  starting at the same moment finds all of it or nothing (of two workers converting at
+  once, the first to finish puts its entry in place); one that cannot be read, or whose
+  model does not reproduce its probe, is discarded, converted again and replaced, never
+  served;
 - a cache folder that cannot be written is skipped: each worker converts, as before.
 
 Size on disk: the model's weights once per precision and vector settings (float32: MiniLM
@@ -65,21 +67,35 @@ class ForwardCache:
         return self.folder / hashlib.sha256("\0".join(parts).encode()).hexdigest()[:32]
 
     def load(self, precision: str) -> tuple[object, Probe] | None:
-        """The saved ``openvino.Model`` and its probe, or None when there is no entry or it
-        cannot be read (a partial or damaged one included)."""
+        """The saved ``openvino.Model`` and its probe, or None when there is no entry; an
+        entry that cannot be read (damaged on disk) is discarded."""
         entry = self.entry(precision)
+        if not entry.exists():
+            return None
         try:
             with np.load(entry / PROBE_FILE) as stored:
                 probe = Probe(tuple(stored[name] for name in INPUT_NAMES), stored["expected"])
             model = process_core().read_model(entry / MODEL_FILE)
         except (OSError, ValueError, KeyError, RuntimeError):
+            self.discard(precision)
             return None
         return model, probe
 
+    def discard(self, precision: str) -> None:
+        """Remove the entry (found unreadable, or its model failed its check), first moving
+        it aside so that no worker reads it half removed."""
+        entry = self.entry(precision)
+        try:
+            aside = Path(tempfile.mkdtemp(dir=self.folder, prefix=".discarded-"))
+        except OSError:
+            return  # a read-only cache keeps it: each start checks it and converts
+        with contextlib.suppress(OSError):  # another worker moved it first
+            os.rename(entry, aside / entry.name)
+        shutil.rmtree(aside, ignore_errors=True)
+
     def save(self, precision: str, model, probe: Probe) -> bool:
-        """Write the entry (replacing a damaged one); whether this call put it in place.
-        Skipped where the folder cannot be written, and kept as it is if another worker
-        put the same entry in place first."""
+        """Write the entry; whether this call put it in place. Skipped where the folder
+        cannot be written; if another worker's entry got there first, that one stays."""
         import openvino as ov
 
         try:
@@ -97,26 +113,12 @@ class ForwardCache:
             for path in staging.iterdir():  # no secret: other users of the folder may read
                 path.chmod(0o644)
             staging.chmod(0o755)
-            return _put_in_place(staging, self.entry(precision))
+            os.rename(staging, self.entry(precision))  # ENOTEMPTY if one is there already
         except (OSError, RuntimeError):
             return False  # a full disk, say: the worker serves from the model it converted
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-
-
-def _put_in_place(staging: Path, entry: Path) -> bool:
-    """Rename ``staging`` to ``entry``, first moving aside an entry that is there (it was
-    found unreadable or wrong). If another worker's entry lands in between, keep that one."""
-    if entry.exists():
-        aside = Path(tempfile.mkdtemp(dir=entry.parent, prefix=".replaced-"))
-        with contextlib.suppress(OSError):
-            os.rename(entry, aside / "entry")
-        shutil.rmtree(aside, ignore_errors=True)
-    try:
-        os.rename(staging, entry)
-    except OSError:  # ENOTEMPTY: another worker's entry is in place
-        return False
-    return True
+        return True
 
 
 @lru_cache(maxsize=1)

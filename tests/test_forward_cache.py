@@ -39,10 +39,10 @@ from bert_serving.server.model.forward_cache import ForwardCache
 def refuse():
     raise AssertionError("TensorFlow was asked for")
 
-model_dir, identity, folder, texts = sys.argv[1:5]
+model_dir, identity, folder, texts, precision = sys.argv[1:6]
 encoder = SentenceEncoder(
     inspect_model(model_dir),
-    EncoderSettings(runtime="openvino", precision="float32"),
+    EncoderSettings(runtime="openvino", precision=precision),
     threads=1,
     forward_cache=ForwardCache(identity, Path(folder)),
     load_tensorflow=refuse,
@@ -60,15 +60,21 @@ def identity_of(model_dir: Path, settings: EncoderSettings = SETTINGS) -> str:
     return dumps(encoding_fingerprint(inspect_model(model_dir), settings))
 
 
-def cached_encoder(model_dir: Path, folder: Path) -> SentenceEncoder:
-    cache = ForwardCache(identity_of(model_dir), folder)
-    return SentenceEncoder(inspect_model(model_dir), SETTINGS, threads=1, forward_cache=cache)
+def cached_encoder(
+    model_dir: Path, folder: Path, settings: EncoderSettings = SETTINGS
+) -> SentenceEncoder:
+    cache = ForwardCache(identity_of(model_dir, settings), folder)
+    return SentenceEncoder(inspect_model(model_dir), settings, threads=1, forward_cache=cache)
 
 
-def test_a_later_start_reads_the_saved_model_without_tensorflow(google_model_dir, tmp_path):
-    first = cached_encoder(google_model_dir, tmp_path)
+@pytest.mark.parametrize("precision", ["float32", "int8"])
+def test_a_later_start_reads_the_saved_model_without_tensorflow(
+    google_model_dir, tmp_path, precision
+):
+    settings = EncoderSettings(runtime="openvino", precision=precision)
+    first = cached_encoder(google_model_dir, tmp_path, settings)
     assert first.graph is not None  # nothing saved yet: converted from TensorFlow's graph
-    entry = ForwardCache(identity_of(google_model_dir), tmp_path).entry("float32")
+    entry = ForwardCache(identity_of(google_model_dir, settings), tmp_path).entry(precision)
     assert {path.name for path in entry.iterdir()} == {MODEL_FILE, "model.bin", PROBE_FILE}
     answer = subprocess.run(
         [
@@ -76,9 +82,10 @@ def test_a_later_start_reads_the_saved_model_without_tensorflow(google_model_dir
             "-c",
             READ_WITHOUT_TENSORFLOW,
             str(google_model_dir),
-            identity_of(google_model_dir),
+            identity_of(google_model_dir, settings),
             str(tmp_path),
             json.dumps(TEXTS),
+            precision,
         ],
         capture_output=True,
         text=True,
@@ -92,6 +99,8 @@ def test_a_later_start_reads_the_saved_model_without_tensorflow(google_model_dir
 
 
 def test_an_entry_is_named_by_everything_the_model_depends_on(tmp_path, monkeypatch):
+    with pytest.raises(ValueError, match="fingerprint"):
+        ForwardCache("", tmp_path)  # no identity: every model would share one entry
     entry = ForwardCache("fingerprint", tmp_path).entry("float32")
     assert ForwardCache("fingerprint", tmp_path).entry("float32") == entry
     assert ForwardCache("other weights", tmp_path).entry("float32") != entry

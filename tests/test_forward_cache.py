@@ -21,6 +21,7 @@ from bert_serving.server.model.encoder import SentenceEncoder
 from bert_serving.server.model.fingerprint import dumps, encoding_fingerprint
 from bert_serving.server.model.forward_cache import MODEL_FILE, PROBE_FILE, ForwardCache
 from tests.servers import running_server
+from tests.test_minilm import TEXTS as MINILM_TEXTS
 
 pytest.importorskip("openvino", reason="the cpu extra installs openvino")
 
@@ -61,10 +62,10 @@ def identity_of(model_dir: Path, settings: EncoderSettings = SETTINGS) -> str:
 
 
 def cached_encoder(
-    model_dir: Path, folder: Path, settings: EncoderSettings = SETTINGS
+    model_dir: Path, folder: Path, settings: EncoderSettings = SETTINGS, threads: int = 1
 ) -> SentenceEncoder:
     cache = ForwardCache(identity_of(model_dir, settings), folder)
-    return SentenceEncoder(inspect_model(model_dir), settings, threads=1, forward_cache=cache)
+    return SentenceEncoder(inspect_model(model_dir), settings, threads=threads, forward_cache=cache)
 
 
 @pytest.mark.parametrize("precision", ["float32", "int8"])
@@ -96,6 +97,22 @@ def test_a_later_start_reads_the_saved_model_without_tensorflow(
     assert not read["tensorflow_imported"] and not read["graph_built"]
     # the same compiled arithmetic: not close, identical
     assert np.array_equal(np.array(read["vectors"], np.float32), first.encode(TEXTS).embeddings)
+
+
+def test_the_converting_worker_and_every_later_one_give_identical_vectors(minilm_dir, tmp_path):
+    """The model as saved computes what the converted one did, bit for bit: a server whose
+    first worker converted and whose others read agrees with itself (given the same cut of
+    the batch into calls: both here keep the default call cost)."""
+    settings = EncoderSettings(
+        runtime="openvino", precision="float32", pooling_layer=(-1,), max_seq_len=128
+    )
+    converting = cached_encoder(minilm_dir, tmp_path, settings, threads=2)
+    reading = cached_encoder(minilm_dir, tmp_path, settings, threads=2)
+    assert converting.graph is not None and reading.graph is None
+    rng = np.random.default_rng(0)
+    words = " ".join(MINILM_TEXTS).split()
+    texts = [" ".join(rng.choice(words, int(rng.integers(3, 90)))) for _ in range(96)]
+    assert np.array_equal(converting.encode(texts).embeddings, reading.encode(texts).embeddings)
 
 
 def test_an_entry_is_named_by_everything_the_model_depends_on(tmp_path, monkeypatch):

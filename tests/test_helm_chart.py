@@ -444,6 +444,23 @@ def test_gpu_workers(rendered):
     )
 
 
+@pytest.mark.parametrize("values_id", list(MATRIX))
+def test_every_pod_keeps_the_server_cache_where_the_server_looks(rendered, values_id, monkeypatch):
+    """Converted models and tokenizer tables (cache_folder.py) in an emptyDir mounted where
+    the image's user (home /home/bert) has its cache: a restarted container reads them."""
+    from bert_serving.server.cache_folder import CACHE_ENV, cache_folder
+
+    monkeypatch.delenv(CACHE_ENV, raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setenv("HOME", "/home/bert")
+    for name in ("front", "worker"):
+        deployment = component(rendered[values_id], "Deployment", name)
+        volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+        (mount,) = [m for m in container(deployment)["volumeMounts"] if m["name"] == "cache"]
+        assert mount["mountPath"] == str(cache_folder()) and not mount.get("readOnly")
+        assert volumes["cache"] == {"name": "cache", "emptyDir": {}}
+
+
 def test_secrets_as_mounted_hold_what_the_arguments_need(keys, hf_model_dir, tmp_path):
     """Lay the Secrets out as the kubelet would, then run the servers' own argument checks,
     which load the CURVE key files: the mounts, items and arguments must agree."""

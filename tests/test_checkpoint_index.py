@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from bert_serving.server.model import ModelError, inspect_model
-from bert_serving.server.model.checkpoint_index import checkpoint_shapes
+from bert_serving.server.model.checkpoint_index import _fields, _int, _message, checkpoint_shapes
 from tests.fixtures import checkpoints
 
 
@@ -85,12 +85,23 @@ def truncate_index(prefix: Path) -> None:
     index.write_bytes(index.read_bytes()[:30])
 
 
+def flip_a_bit_in_a_name(prefix: Path) -> None:
+    """A letter of a tensor's name changed (still a well-formed table, another name):
+    TensorFlow's reader refuses it by the block's checksum, and so must this one."""
+    index = Path(f"{prefix}.index")
+    data = bytearray(index.read_bytes())
+    data[data.index(b"word_embeddings")] ^= 0x01  # "w" becomes "v"
+    index.write_bytes(bytes(data))
+
+
 def shorten_the_data(prefix: Path) -> None:
     data = Path(f"{prefix}.data-00000-of-00001")
     data.write_bytes(data.read_bytes()[:100])
 
 
-@pytest.mark.parametrize("damage", [corrupt_magic, truncate_index, shorten_the_data])
+@pytest.mark.parametrize(
+    "damage", [corrupt_magic, truncate_index, flip_a_bit_in_a_name, shorten_the_data]
+)
 def test_what_it_does_not_plainly_read_is_refused_not_guessed(
     tmp_path, tiny_config, tiny_weights, damage
 ):
@@ -100,6 +111,17 @@ def test_what_it_does_not_plainly_read_is_refused_not_guessed(
     damage(prefix)
     with pytest.raises(ValueError):
         checkpoint_shapes(prefix)
+
+
+def test_a_field_of_the_wrong_kind_is_refused_not_a_crash():
+    """A number where a message belongs, or bytes where a number does: ValueError, which
+    hands the file to TensorFlow's reader, never a TypeError out of the model check."""
+    shard_as_bytes = _fields(bytes([3 << 3 | 2, 1, ord("x")]))  # field 3, length-delimited
+    with pytest.raises(ValueError, match="field 3"):
+        _int(shard_as_bytes, 3, 0)
+    shape_as_number = _fields(bytes([2 << 3 | 0, 5]))  # field 2, a varint
+    with pytest.raises(ValueError, match="field 2"):
+        _message(shape_as_number, 2)
 
 
 def test_a_damaged_index_is_still_judged_by_tensorflow(tmp_path, tiny_config, tiny_weights):

@@ -9,7 +9,8 @@ its format is fixed (TensorFlow's ``tensor_bundle``), so it is read here:
 - the file is a sorted string table (LevelDB's layout): a 48-byte footer at the end gives
   the index block, whose entries point at the data blocks; each block holds entries whose
   keys share prefixes with the previous one, then its restart offsets; each block is
-  followed by a one-byte compression type and a checksum;
+  followed by a one-byte compression type and a masked CRC-32C of the block and that byte,
+  checked here as TensorFlow checks it (a flipped bit in a shape is refused, not read);
 - the entry with the empty key is the ``BundleHeaderProto`` (the number of data shards,
   the byte order); every other key is a tensor name, and its value a ``BundleEntryProto``
   (dtype, shape, shard, offset and size of the bytes in that shard), in protobuf's wire
@@ -29,12 +30,29 @@ from pathlib import Path
 
 FOOTER_LENGTH = 48
 TABLE_MAGIC = 0xDB4775248B80FB57
-BLOCK_TRAILER_LENGTH = 5  # compression type, crc32c
+BLOCK_TRAILER_LENGTH = 5  # compression type, masked crc32c
 NO_COMPRESSION = 0
+CRC_MASK_DELTA = 0xA282EAD8
+CASTAGNOLI = 0x82F63B78  # CRC-32C's polynomial, bits reversed
 HEADER_KEY = b""
 LITTLE_ENDIAN = 0
-# protobuf wire types
-VARINT, FIXED64, LENGTH_DELIMITED, FIXED32 = 0, 1, 2, 5
+# protobuf wire types: a varint, or so many bytes (a length varint first when None)
+VARINT = 0
+BYTES_OF_WIRE_TYPE = {1: 8, 2: None, 5: 4}
+LENGTH_DELIMITED = 2
+
+
+def _crc_table() -> list[int]:
+    table = []
+    for byte in range(256):
+        crc = byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ CASTAGNOLI if crc & 1 else crc >> 1
+        table.append(crc)
+    return table
+
+
+CRC_TABLE = _crc_table()
 
 
 def checkpoint_shapes(prefix: Path) -> dict[str, tuple[int, ...]]:
@@ -58,7 +76,7 @@ def checkpoint_shapes(prefix: Path) -> dict[str, tuple[int, ...]]:
         shard, offset, size = _int(entry, 3, 0), _int(entry, 4, 0), _int(entry, 5, 0)
         if shard >= shards or offset + size > sizes[shard]:
             raise ValueError(f"{key!r} lies beyond the end of data shard {shard}")
-        shapes[key.decode()] = _shape(entry.get(2, [b""])[-1])
+        shapes[key.decode()] = _shape(_message(entry, 2))
     return shapes
 
 
@@ -87,9 +105,21 @@ def _block(table: bytes, handle: tuple[int, int]) -> bytes:
     offset, size = handle
     if offset + size + BLOCK_TRAILER_LENGTH > len(table):
         raise ValueError("a block runs past the end of the file")
+    (stored,) = struct.unpack_from("<I", table, offset + size + 1)
+    if stored != _masked_crc32c(table[offset : offset + size + 1]):
+        raise ValueError("a block's checksum does not match it")
     if table[offset + size] != NO_COMPRESSION:
         raise ValueError("a compressed block")
     return table[offset : offset + size]
+
+
+def _masked_crc32c(data: bytes) -> int:
+    """CRC-32C of ``data``, masked as LevelDB's tables store it (rotated, plus a delta)."""
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc = CRC_TABLE[(crc ^ byte) & 0xFF] ^ (crc >> 8)
+    crc ^= 0xFFFFFFFF
+    return (((crc >> 15) | (crc << 17)) + CRC_MASK_DELTA) & 0xFFFFFFFF
 
 
 def _block_entries(block: bytes):
@@ -136,17 +166,14 @@ def _fields(message: bytes) -> dict[int, list]:
         number, wire_type = tag >> 3, tag & 7
         if wire_type == VARINT:
             value, position = _varint(message, position)
-        elif wire_type == LENGTH_DELIMITED:
-            length, position = _varint(message, position)
-            value, position = message[position : position + length], position + length
-            if position > len(message):
+        elif wire_type in BYTES_OF_WIRE_TYPE:
+            length = BYTES_OF_WIRE_TYPE[wire_type]
+            if length is None:
+                length, position = _varint(message, position)
+            if position + length > len(message):
                 raise ValueError("a truncated protobuf field")
-        elif wire_type in (FIXED64, FIXED32):
-            width = 8 if wire_type == FIXED64 else 4
-            value, position = (
-                int.from_bytes(message[position : position + width], "little"),
-                (position + width),
-            )
+            raw, position = message[position : position + length], position + length
+            value = raw if wire_type == LENGTH_DELIMITED else int.from_bytes(raw, "little")
         else:
             raise ValueError(f"protobuf wire type {wire_type}")
         fields.setdefault(number, []).append(value)
@@ -154,13 +181,29 @@ def _fields(message: bytes) -> dict[int, list]:
 
 
 def _int(fields: dict[int, list], number: int, default: int) -> int:
+    return _last(fields, number, int, default)
+
+
+def _message(fields: dict[int, list], number: int) -> dict[int, list]:
+    return _fields(_last(fields, number, bytes, b""))
+
+
+def _last(fields: dict[int, list], number: int, kind: type, default):
+    """The last value of a field (protobuf's rule for a repeated scalar), which must be of
+    ``kind``: a number where a message belongs is a malformed file, not a crash."""
     values = fields.get(number)
-    return values[-1] if values else default
+    if not values:
+        return default
+    if not isinstance(values[-1], kind):
+        raise ValueError(f"protobuf field {number} is not a {kind.__name__}")
+    return values[-1]
 
 
-def _shape(proto: bytes) -> tuple[int, ...]:
+def _shape(shape: dict[int, list]) -> tuple[int, ...]:
     """A TensorShapeProto: its dims (field 2), each a size (field 1); unknown rank refused."""
-    shape = _fields(proto)
     if _int(shape, 3, 0):
         raise ValueError("a tensor of unknown rank")
-    return tuple(_int(_fields(dim), 1, 0) for dim in shape.get(2, []))
+    dims = shape.get(2, [])
+    if not all(isinstance(dim, bytes) for dim in dims):
+        raise ValueError("a shape's dimension is not a message")
+    return tuple(_int(_fields(dim), 1, 0) for dim in dims)

@@ -43,8 +43,6 @@ from .settings import EncoderSettings
 from .strategy import PoolingStrategy
 
 DEFAULT_SETTINGS = EncoderSettings()
-POOLED = PoolingStrategy.CLS_POOLED
-NO_POOLING = PoolingStrategy.NONE
 
 Texts = Union[Sequence[str], Sequence[Sequence[str]]]
 
@@ -223,7 +221,7 @@ class SentenceEncoder:
     def output_length_varies(self) -> bool:
         """Whether token embeddings (NONE pooling) are as long as each batch's longest text."""
         return (
-            self.settings.pooling_strategy == NO_POOLING
+            self.settings.pooling_strategy == PoolingStrategy.NONE
             and self.settings.max_seq_len is None
             and not self.settings.fixed_embed_length
         )
@@ -251,7 +249,7 @@ class SentenceEncoder:
         chunks = self._chunks(order, features.lengths[order])
         outputs = [self._run_chunk(features, rows) for rows in chunks]
         out_dtype = np.float16 if self.settings.fp16 else np.float32
-        if self.settings.pooling_strategy == NO_POOLING:
+        if self.settings.pooling_strategy == PoolingStrategy.NONE:
             result = np.zeros(
                 (len(order), self._output_length(features), outputs[0].shape[-1]), out_dtype
             )

@@ -10,10 +10,6 @@ import tensorflow as tf
 
 from .strategy import PoolingStrategy
 
-# the encoder compares its settings with these (PoolingStrategy members equal their names)
-POOLED = PoolingStrategy.CLS_POOLED
-NO_POOLING = PoolingStrategy.NONE
-
 
 def _masked_mean(x: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
     return tf.reduce_sum(x * mask[..., tf.newaxis], axis=1) / (

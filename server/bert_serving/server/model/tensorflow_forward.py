@@ -17,8 +17,9 @@ import tensorflow as tf
 
 from .bert import BertModel
 from .checkpoint import ModelSpec
-from .pooling import POOLED, pool
+from .pooling import pool
 from .settings import EncoderSettings
+from .strategy import PoolingStrategy
 
 INPUT_SIGNATURE = [tf.TensorSpec([None, None], tf.int32)] * 3 + [tf.TensorSpec([None], tf.int32)]
 
@@ -39,7 +40,7 @@ class TensorFlowForward:
         self.settings = settings
         self.layers = layers
         self.compute_dtype = tf.as_dtype(dtype)
-        pooled = settings.pooling_strategy == POOLED
+        pooled = settings.pooling_strategy == PoolingStrategy.CLS_POOLED
         self.model = BertModel(
             config,
             weights,
@@ -68,7 +69,7 @@ class TensorFlowForward:
 
     def _pooled(self, input_ids, input_mask, segment_ids, lengths) -> tf.Tensor:
         outputs = self.model(input_ids, input_mask, segment_ids)
-        if self.settings.pooling_strategy == POOLED:
+        if self.settings.pooling_strategy == PoolingStrategy.CLS_POOLED:
             pooled = self.model.pool_first_token(outputs[-1])
         else:
             x = (

@@ -9,7 +9,7 @@ milliseconds. The cache is an optimisation only: a folder that cannot be written
 read-only home in a container) is skipped, and a file that cannot be read or is not a
 well-formed table is computed again and replaced, never used.
 
-Where: ``cache_folder()`` (``$BERT_SERVING_CACHE``, else ``~/.cache/bert-serving``).
+Where: the server's cache folder (``cache_folder.py`` says which, and what else is kept).
 """
 
 from __future__ import annotations

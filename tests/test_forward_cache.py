@@ -15,7 +15,7 @@ import pytest
 
 from bert_serving.client import BertClient
 from bert_serving.server.cache_folder import CACHE_ENV
-from bert_serving.server.model import EncoderSettings, inspect_model
+from bert_serving.server.model import EncoderSettings, ModelError, inspect_model
 from bert_serving.server.model import forward_cache as forward_cache_module
 from bert_serving.server.model.encoder import SentenceEncoder
 from bert_serving.server.model.fingerprint import dumps, encoding_fingerprint
@@ -33,7 +33,7 @@ READ_WITHOUT_TENSORFLOW = """
 import json, os, sys
 os.environ["CUDA_VISIBLE_DEVICES"] = "-1"  # as a CPU worker runs
 from pathlib import Path
-from bert_serving.server.model import EncoderSettings, inspect_model
+from bert_serving.server.model import EncoderSettings, ModelError, inspect_model
 from bert_serving.server.model.encoder import SentenceEncoder
 from bert_serving.server.model.forward_cache import ForwardCache
 
@@ -129,9 +129,28 @@ def test_an_entry_is_named_by_everything_the_model_depends_on(tmp_path, monkeypa
     assert ForwardCache("fingerprint", tmp_path).entry("float32") != entry
 
 
-def test_the_identity_is_the_fingerprint_so_another_setting_gets_another_entry(google_model_dir):
-    other = EncoderSettings(runtime="openvino", precision="float32", pooling_layer=(-1,))
-    assert identity_of(google_model_dir) != identity_of(google_model_dir, other)
+@pytest.mark.parametrize(
+    "setting",
+    [  # what TensorFlowForward builds differently, and max_seq_len, which bounds the probe
+        {"pooling_strategy": "CLS_TOKEN"},
+        {"pooling_layer": (-1,)},
+        {"pooling_layer": (-1, -2)},
+        {"no_position_embeddings": True},
+        {"fp16": True},
+        {"max_seq_len": 40},
+    ],
+)
+def test_a_setting_that_changes_the_converted_model_gets_another_entry(
+    google_model_dir, tmp_path, setting
+):
+    """The entry is named from the worker's fingerprint: each setting that the graph or its
+    check depends on must change it, or two settings would share one saved model."""
+    other = EncoderSettings(runtime="openvino", precision="float32", **setting)
+    entries = {
+        ForwardCache(identity_of(google_model_dir, settings), tmp_path).entry("float32")
+        for settings in (SETTINGS, other)
+    }
+    assert len(entries) == 2
 
 
 def truncate_weights(entry: Path) -> None:
@@ -178,6 +197,24 @@ def test_a_damaged_entry_is_converted_again_and_replaced(
     assert replaced.graph is None  # the entry written in its place is whole and right
     assert np.array_equal(replaced.encode(TEXTS).embeddings, again.encode(TEXTS).embeddings)
     assert not [path for path in tmp_path.rglob(".*") if path.is_dir()]  # no staging left
+
+
+def test_an_entry_is_kept_when_the_runtime_on_this_cpu_fails_its_check(
+    google_model_dir, tmp_path, monkeypatch
+):
+    """The saved model and a fresh conversion both fail: the CPU's runtime is at fault
+    (seen: int8 with oneDNN capped to AVX2), and the entry stays for where it passes."""
+    cached_encoder(google_model_dir, tmp_path)
+    weights = ForwardCache(identity_of(google_model_dir), tmp_path).entry("float32") / "model.bin"
+    saved = weights.stat().st_ino
+
+    def failing(*args):
+        raise ModelError("the OpenVINO runtime disagrees with TensorFlow on this CPU")
+
+    monkeypatch.setattr("bert_serving.server.model.openvino_forward.compile_checked", failing)
+    with pytest.raises(ModelError, match="disagrees"):
+        cached_encoder(google_model_dir, tmp_path)  # -runtime openvino: refuses to start
+    assert weights.stat().st_ino == saved
 
 
 def test_of_two_workers_saving_at_once_the_first_entry_stays(google_model_dir, tmp_path):

@@ -170,7 +170,6 @@ class SentenceEncoder:
                     entry,
                     error,
                 )
-                forward_cache.discard(self.precision)
             else:
                 self.logger.info("OpenVINO model read as an earlier start saved it (%s)", entry)
                 return run
@@ -178,9 +177,11 @@ class SentenceEncoder:
         graph = self._build_graph("float32")
         model = convert_forward(graph.function, self.precision)
         probe = make_probe(graph, (self.spec.config.vocab_size, self.max_len))
+        # if this fails too, the runtime on this CPU is at fault, not the saved entry: it
+        # stays for the machines (or settings of the ISA) where it passes
         run = compile_checked(model, probe, threads, self.precision)
         self.logger.info("converted to OpenVINO in %.1f s", time.monotonic() - started)
-        if forward_cache and forward_cache.save(self.precision, model, probe):
+        if forward_cache and forward_cache.save(self.precision, model, probe, saved is not None):
             self.logger.info("saved for later starts in %s", forward_cache.entry(self.precision))
         return run
 

@@ -20,9 +20,10 @@ What keeps it exact:
   them to float16, which would give other vectors);
 - an entry is written in a folder of its own and renamed into place whole, so a worker
   starting at the same moment finds all of it or nothing (of two workers converting at
-  once, the first to finish puts its entry in place); one that cannot be read, or whose
-  model does not reproduce its probe, is discarded, converted again and replaced, never
-  served;
+  once, the first to finish puts its entry in place); one that cannot be read is
+  discarded, and one whose model does not reproduce its probe is never served: the worker
+  converts, and replaces the entry if its own conversion passes (if that fails too, the
+  runtime on this CPU is at fault, and the entry stays for those where it passes);
 - a cache folder that cannot be written is skipped: each worker converts, as before.
 
 Size on disk: the model's weights once per precision and vector settings (float32: MiniLM
@@ -85,8 +86,8 @@ class ForwardCache:
         return model, probe
 
     def discard(self, precision: str) -> None:
-        """Remove the entry (found unreadable, or its model failed its check), first moving
-        it aside so that no worker reads it half removed."""
+        """Remove the entry (found unreadable, or replaced by one that passed its check where
+        it failed), first moving it aside so that no worker reads it half removed."""
         entry = self.entry(precision)
         try:
             aside = Path(tempfile.mkdtemp(dir=self.folder, prefix=".discarded-"))
@@ -96,9 +97,10 @@ class ForwardCache:
             os.rename(entry, aside / entry.name)
         shutil.rmtree(aside, ignore_errors=True)
 
-    def save(self, precision: str, model, probe: Probe) -> bool:
+    def save(self, precision: str, model, probe: Probe, replace: bool = False) -> bool:
         """Write the entry; whether this call put it in place. Skipped where the folder
-        cannot be written; if another worker's entry got there first, that one stays."""
+        cannot be written; if another worker's entry got there first, that one stays,
+        unless ``replace`` (the one there failed its check where this one passed)."""
         import openvino as ov
 
         try:
@@ -116,6 +118,8 @@ class ForwardCache:
             for path in staging.iterdir():  # no secret: other users of the folder may read
                 path.chmod(0o644)
             staging.chmod(0o755)
+            if replace:
+                self.discard(precision)
             os.rename(staging, self.entry(precision))  # ENOTEMPTY if one is there already
         except (OSError, RuntimeError):
             return False  # a full disk, say: the worker serves from the model it converted
